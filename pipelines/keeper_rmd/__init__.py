@@ -1,0 +1,142 @@
+"""dlt source for Keeper's Risk Management Dashboard (RMD) Admin REST API.
+
+The endpoints answer only "now", so each run is a snapshot: every row carries its tenant, the
+vendor's observation time (`observed_at`, from the `Date` header) and its UTC `snapshot_date`, and
+dlt adds `_dlt_load_id`. A re-take on the same day replaces that day's rows (delete-insert on
+tenant + snapshot_date); other days are never touched, so the tables are the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import dlt
+from dlt.sources import DltResource
+
+from pipelines.vendor_http import VendorClient, require, require_records
+
+from .helpers import ContinuationTokenPaginator, Observation, keeper_client, parse_keeper_time
+from .settings import (
+    ALERTS_DETAIL,
+    ALERTS_SUMMARY,
+    BENCHMARKS,
+    SET_BENCHMARKS,
+    SNAPSHOT_COLUMNS,
+    SNAPSHOT_DISPOSITION,
+    SNAPSHOT_KEY,
+    STAT,
+    STAT_DETAILS,
+    TABLE_COLUMNS,
+    VENDOR,
+)
+
+
+@dlt.source(name="keeper_rmd", section="keeper_rmd", max_table_nesting=0)
+def keeper_rmd(
+    base_url: str = dlt.config.value,
+    api_token: str = dlt.secrets.value,
+    tenant: str | None = None,
+) -> list[DltResource]:
+    """Snapshot every RMD endpoint once.
+
+    Args:
+        base_url: e.g. `https://keepersecurity.com` (`SOURCES__KEEPER_RMD__BASE_URL`).
+        api_token: the Admin REST API token (`SOURCES__KEEPER_RMD__API_TOKEN`).
+        tenant: a name for this Keeper enterprise (default: the base URL's host name).
+    """
+    client = keeper_client(base_url, api_token)
+    observation = Observation(tenant or urlsplit(base_url).hostname or "keeper")
+
+    def snapshot_resource(name: str, primary_key: tuple[str, ...] | None = None) -> Any:
+        return dlt.resource(
+            name=name,
+            write_disposition=SNAPSHOT_DISPOSITION,
+            merge_key=SNAPSHOT_KEY,
+            primary_key=primary_key,
+            columns={**SNAPSHOT_COLUMNS, **TABLE_COLUMNS[name]},
+        )
+
+    def pages(path: str, key: str, params: dict[str, Any] | None = None) -> Iterator[list[dict]]:
+        """Each page's list under `key`, stamped with the snapshot columns."""
+        for page in _fetch(client, path, params):
+            body = page[0]
+            stamp = observation.stamp(page.response)
+            yield [{**row, **stamp} for row in require_records(body, key, VENDOR, path)]
+
+    @snapshot_resource("enterprise_stat", primary_key=SNAPSHOT_KEY)
+    def enterprise_stat() -> Iterator[dict[str, Any]]:
+        for page in _fetch(client, STAT):
+            body = page[0]
+            for key in ("users_has_records", "users_logged_recent"):
+                require(body, key, int, VENDOR, STAT)
+            yield {**body, **observation.stamp(page.response)}
+
+    @snapshot_resource("enterprise_stat_details", primary_key=(*SNAPSHOT_KEY, "enterprise_user_id"))
+    def enterprise_stat_details() -> Iterator[list[dict[str, Any]]]:
+        for rows in pages(STAT_DETAILS, "enterprise_stat_details"):
+            for row in rows:
+                require(row, "enterprise_user_id", str, VENDOR, STAT_DETAILS)
+                row["last_logged_in"] = parse_keeper_time(
+                    row.get("last_logged_in"), "last_logged_in", STAT_DETAILS
+                )
+            yield rows
+
+    @snapshot_resource("security_alerts_summary", primary_key=(*SNAPSHOT_KEY, "event"))
+    def security_alerts_summary() -> Iterator[list[dict[str, Any]]]:
+        for rows in pages(ALERTS_SUMMARY, "security_alerts_summary"):
+            for row in rows:
+                require(row, "event", str, VENDOR, ALERTS_SUMMARY)
+            yield rows
+
+    # Fanned out from the summary: one detail call per event type seen today. No primary key:
+    # a vendor that answers per user returns several rows per event type.
+    @dlt.transformer(
+        name="security_alerts_detail",
+        data_from=security_alerts_summary,
+        write_disposition=SNAPSHOT_DISPOSITION,
+        merge_key=SNAPSHOT_KEY,
+        columns={**SNAPSHOT_COLUMNS, **TABLE_COLUMNS["security_alerts_detail"]},
+    )
+    def security_alerts_detail(summary: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
+        for event_type in dict.fromkeys(row["event"] for row in summary):
+            params = {"audit_event_type": event_type}
+            # Both seeds show the detail under the summary's key.
+            for rows in pages(ALERTS_DETAIL, "security_alerts_summary", params):
+                yield [{**row, "audit_event_type": event_type} for row in rows]
+
+    @snapshot_resource("security_benchmarks", primary_key=(*SNAPSHOT_KEY, "id"))
+    def security_benchmarks() -> Iterator[list[dict[str, Any]]]:
+        for rows in pages(BENCHMARKS, "security_benchmarks"):
+            for row in rows:
+                require(row, "id", str, VENDOR, BENCHMARKS)
+                row["last_updated"] = parse_keeper_time(
+                    row.get("last_updated"), "last_updated", BENCHMARKS
+                )
+            yield rows
+
+    return [
+        enterprise_stat,
+        enterprise_stat_details,
+        security_alerts_summary,
+        security_alerts_detail,
+        security_benchmarks,
+    ]
+
+
+def _fetch(client: VendorClient, path: str, params: dict[str, Any] | None = None) -> Iterator:
+    # data_selector "$": the whole body is the page, so a missing key is caught, not skipped.
+    return client.paginate(
+        path, params=params, paginator=ContinuationTokenPaginator(), data_selector="$"
+    )
+
+
+def set_benchmarks(
+    base_url: str, api_token: str, changes: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """POST `set_security_benchmarks`: set each (benchmark id, status); returns what changed."""
+    client = keeper_client(base_url, api_token)
+    body = [{"benchmark": benchmark, "status": status} for benchmark, status in changes]
+    response = client.post(SET_BENCHMARKS, json=body)  # type: ignore[arg-type]
+    return require(response.json(), "security_benchmarks", list, VENDOR, SET_BENCHMARKS)

@@ -1,0 +1,93 @@
+"""Keeper RMD HTTP details: the client, the continuation-token paginator, time parsing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from dlt.sources.helpers.rest_client.auth import APIKeyAuth
+from dlt.sources.helpers.rest_client.paginators import BasePaginator
+from requests import Request, Response
+
+from pipelines.vendor_http import MalformedResponseError, VendorClient
+
+from .settings import SECRET_HINT, VENDOR
+
+
+def keeper_client(base_url: str, api_token: str) -> VendorClient:
+    """A client that sends `x-api-token: Bearer <token>` on every call."""
+    if not api_token:
+        raise ValueError(f"{VENDOR}: no API token configured; set {SECRET_HINT}")
+    auth = APIKeyAuth(name="x-api-token", api_key=f"Bearer {api_token}", location="header")
+    return VendorClient(base_url, auth, VENDOR, SECRET_HINT)
+
+
+class ContinuationTokenPaginator(BasePaginator):
+    """Follows `continuation_token` while `has_more` is true (Keeper's internal channel pages
+    this way); a response without them, as the REST contract shows, is a single page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._token: str | None = None
+
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        body = response.json()
+        token = body.get("continuation_token") if isinstance(body, dict) else None
+        self._token = token if token and body.get("has_more") else None
+        self._has_next_page = self._token is not None
+
+    def update_request(self, request: Request) -> None:
+        request.params = {**(request.params or {}), "continuation_token": self._token}
+
+
+@dataclass
+class Observation:
+    """When a snapshot was taken: the vendor's `Date` on the run's first response, and the tenant.
+
+    Every row of one run carries the same `observed_at` and `snapshot_date`, so a day's snapshot
+    is one consistent picture even if the run straddles midnight."""
+
+    tenant: str
+    observed_at: datetime | None = None
+
+    def stamp(self, response: Response) -> dict[str, Any]:
+        """The snapshot columns for rows from `response` (fixing the time on first use)."""
+        if self.observed_at is None:
+            self.observed_at = server_time(response)
+        return {
+            "tenant": self.tenant,
+            "snapshot_date": self.snapshot_date,
+            "observed_at": self.observed_at,
+        }
+
+    @property
+    def snapshot_date(self) -> date:
+        """The UTC day of the observation."""
+        assert self.observed_at is not None
+        return self.observed_at.date()
+
+
+def server_time(response: Response) -> datetime:
+    """The response's `Date` header as an aware UTC datetime (the local clock if it is absent)."""
+    header = response.headers.get("Date")
+    if header:
+        try:
+            return parsedate_to_datetime(header).astimezone(UTC)
+        except (TypeError, ValueError):
+            pass
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def parse_keeper_time(value: Any, field: str, endpoint: str) -> datetime | None:
+    """Keeper's `YYYY-MM-DD HH:MM:SS` (UTC) as an aware datetime; ISO 8601 is accepted too."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise MalformedResponseError(
+            f"{VENDOR}: {endpoint} field {field!r} is not a timestamp: {str(value)[:40]!r}"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

@@ -1,0 +1,23 @@
+"""One way to build a dlt pipeline for this warehouse, used by the CLI, Dagster and the tests."""
+
+from __future__ import annotations
+
+import dlt
+
+from warehouse.location import WarehouseLocation, current_location
+
+# dlt's default DuckDB format (insert_values) is slow and memory-hungry; parquet goes through
+# Arrow and DuckDB's native reader.
+LOADER_FILE_FORMAT = "parquet"
+
+
+def make_pipeline(name: str, location: WarehouseLocation | None = None) -> dlt.Pipeline:
+    """The pipeline `name`, loading dataset `name` of the working DuckDB file, with its state in
+    the warehouse's own pipelines folder (so a fresh warehouse never inherits an old cursor)."""
+    location = (location or current_location()).ensure()
+    return dlt.pipeline(
+        pipeline_name=name,
+        pipelines_dir=str(location.pipelines_dir),
+        destination=dlt.destinations.duckdb(str(location.working_db)),
+        dataset_name=name,
+    )

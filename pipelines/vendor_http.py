@@ -1,0 +1,127 @@
+"""HTTP plumbing every source shares: dlt's REST client with retries, errors naming the vendor.
+
+dlt's client already retries 429 and 5xx with exponential backoff (honouring `Retry-After`); the
+response hook here turns what is left into a `VendorError` that says which vendor and endpoint
+failed and why, without ever echoing a credential, and parses each body once with orjson.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from dlt.sources.helpers.rest_client import RESTClient
+from dlt.sources.helpers.rest_client.auth import AuthConfigBase
+from dlt.sources.helpers.rest_client.client import PageData
+from requests import HTTPError, Response
+
+
+class VendorError(RuntimeError):
+    """A vendor API failed in a way a retry does not fix (message names vendor and endpoint)."""
+
+
+class VendorHTTPError(VendorError, HTTPError):
+    """The vendor answered an error status. An HTTPError, so dlt's retry logic sees 429 and 5xx."""
+
+
+class MalformedResponseError(VendorError):
+    """The vendor answered 2xx with a body that is not the documented shape."""
+
+
+_STATUS_HINTS = {
+    401: "the credential was rejected (wrong, expired or revoked token)",
+    403: "the credential lacks permission for this endpoint",
+    404: "the endpoint does not exist at this base URL",
+    429: "rate limited, and retries did not get through",
+}
+
+
+def response_hook(vendor: str, secret_hint: str) -> Callable[..., Response]:
+    """A requests response hook: raise a `VendorError` on an error status or unparsable JSON."""
+
+    def hook(response: Response, *args: Any, **kwargs: Any) -> Response:
+        endpoint = urlsplit(response.url).path
+        if response.status_code >= 400:
+            hint = _STATUS_HINTS.get(response.status_code, "")
+            if response.status_code == 401:
+                hint = f"{hint}; check {secret_hint}"
+            raise VendorHTTPError(
+                f"{vendor}: {endpoint} answered HTTP {response.status_code} {response.reason}"
+                f"{': ' + hint if hint else ''}{_vendor_message(response)}",
+                response=response,
+            )
+        try:
+            payload = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            raise MalformedResponseError(
+                f"{vendor}: {endpoint} returned malformed JSON ({exc})"
+            ) from None
+        response.json = lambda **_: payload  # parsed once; dlt's paginator reads it from here
+        return response
+
+    return hook
+
+
+def _vendor_message(response: Response) -> str:
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return ""
+    message = body.get("message") if isinstance(body, dict) else None
+    return f" (vendor says: {str(message)[:200]})" if message else ""
+
+
+class VendorClient(RESTClient):
+    """dlt's REST client for one vendor: retries from dlt, errors as `VendorError`s."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: AuthConfigBase,
+        vendor: str,
+        secret_hint: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if not urlsplit(base_url).scheme.startswith("http"):
+            raise ValueError(f"{vendor}: base URL {base_url!r} is not an http(s) URL")
+        super().__init__(base_url=base_url.rstrip("/"), auth=auth, headers=headers)
+        self.vendor = vendor
+        self._hook = response_hook(vendor, secret_hint)
+        self.session.hooks["response"].append(self._hook)  # get/post/request
+
+    def paginate(self, *args: Any, **kwargs: Any) -> Iterator[PageData[Any]]:
+        """`RESTClient.paginate` with this vendor's response hook."""
+        kwargs.setdefault("hooks", {"response": [self._hook]})
+        return super().paginate(*args, **kwargs)
+
+
+def require(payload: Any, key: str, kind: type, vendor: str, endpoint: str) -> Any:
+    """`payload[key]` when it is a `kind`, else a `MalformedResponseError` naming the endpoint."""
+    value = payload.get(key) if isinstance(payload, dict) else None
+    if not isinstance(value, kind):
+        found = type(value).__name__ if isinstance(payload, dict) and key in payload else "nothing"
+        raise MalformedResponseError(
+            f"{vendor}: {endpoint} response lacks {key!r} as {kind.__name__} (found {found})"
+        )
+    return value
+
+
+def require_records(payload: Any, key: str, vendor: str, endpoint: str) -> list[dict[str, Any]]:
+    """`payload[key]` when it is a list of objects, else a `MalformedResponseError`."""
+    rows = require(payload, key, list, vendor, endpoint)
+    if not all(isinstance(row, dict) for row in rows):
+        raise MalformedResponseError(f"{vendor}: {endpoint} {key!r} holds a non-object item")
+    return rows
+
+
+def find_vendor_error(exc: BaseException) -> VendorError | None:
+    """The `VendorError` behind an exception that dlt or Dagster wrapped, if there is one."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, VendorError):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
