@@ -165,7 +165,9 @@ class _Handler(BaseHTTPRequestHandler):
             content_type = "application/json"
         if malformed:
             body = body[: max(1, len(body) // 2)]
-        self.send_response(response.status)
+        # Not send_response(): it adds a second Date header from the machine's clock.
+        self.send_response_only(response.status)
+        self.send_header("Server", self.version_string())
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Date", format_datetime(now, usegmt=True))

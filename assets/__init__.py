@@ -1,0 +1,1 @@
+"""Dagster definitions: dlt loads, dbt models, publishing, schedules (entry: `definitions`)."""

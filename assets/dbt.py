@@ -1,0 +1,57 @@
+"""The dbt project as Dagster assets: every model, seed and test (tests become asset checks)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+
+from warehouse.location import WarehouseLocation
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_models"
+DUCKDB_PATH_ENV = "POSTURE_DUCKDB_PATH"  # read by dbt_models/profiles.yml
+
+
+def dbt_project() -> DbtProject:
+    """The dbt project, with its profile kept beside it."""
+    return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def point_dbt_at(location: WarehouseLocation) -> None:
+    """Aim dbt (profile and executable) at this warehouse's working file, for this process."""
+    os.environ[DUCKDB_PATH_ENV] = str(location.working_db)
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    bin_dir = str(Path(sys.executable).parent)  # dagster-dbt runs `dbt` from PATH
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
+
+
+def ensure_manifest(project: DbtProject) -> Path:
+    """Parse the project when `manifest.json` is missing or older than any project file."""
+    manifest = project.manifest_path
+    sources = [
+        p
+        for folder in ("models", "seeds", "macros", "tests")
+        for p in (DBT_PROJECT_DIR / folder).rglob("*")
+        if p.is_file()
+    ]
+    sources += [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
+    newest = max(p.stat().st_mtime for p in sources)
+    if not manifest.exists() or manifest.stat().st_mtime < newest:
+        project.preparer.prepare(project)
+    return manifest
+
+
+def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
+    """All dbt models and seeds as assets, keyed so dbt sources meet the dlt assets."""
+
+    @dbt_assets(manifest=project.manifest_path, project=project, name="dbt_models")
+    def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+        yield from dbt.cli(["build"], context=context).stream()
+
+    return dbt_models

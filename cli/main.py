@@ -1,0 +1,162 @@
+"""`posture`: load, transform, publish and query the security-posture warehouse.
+
+Start-up stays fast: dlt, dbt and Dagster are imported only inside the commands that use them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from warehouse.location import DATA_DIR_ENV, current_location
+
+BENCHMARK_STATUSES = ("RESOLVED", "UNRESOLVED", "IGNORED")
+SOURCE_NAMES = ("keeper",)
+
+
+class UsageError(Exception):
+    """A bad argument or configuration: printed as one line, exit code 2."""
+
+
+def _load(args: argparse.Namespace) -> None:
+    from cli.steps import load_source
+
+    for name in SOURCE_NAMES if args.source == "all" else (args.source,):
+        load_source(name, current_location())
+
+
+def _transform(args: argparse.Namespace) -> None:
+    from cli.steps import transform
+
+    transform(current_location())
+
+
+def _publish(args: argparse.Namespace) -> None:
+    from cli.steps import publish_step
+
+    publish_step(current_location())
+
+
+def _kpis(args: argparse.Namespace) -> None:
+    from cli.steps import print_kpis
+
+    print_kpis(current_location(), days=args.days, tenant=args.tenant)
+
+
+def _sql(args: argparse.Namespace) -> None:
+    from cli.output import print_query
+    from warehouse.connection import connect_published
+
+    with connect_published(current_location()) as con:
+        print_query(con, args.query)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from cli.demo import run_demo
+
+    run_demo(days=args.days, users=args.users, seed=args.seed)
+
+
+def _simulate(args: argparse.Namespace) -> None:
+    from cli.demo import serve_simulators
+
+    serve_simulators(port=args.port, users=args.users, seed=args.seed)
+
+
+def _benchmarks_set(args: argparse.Namespace) -> None:
+    from cli.steps import set_benchmark
+
+    set_benchmark(args.benchmark_id, args.status)
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return number
+
+
+def _benchmark_id(value: str) -> str:
+    if not value.startswith("SB_") or not value.replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a benchmark id (they look like SB_CREATE_ALERTS)"
+        )
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also documents every command)."""
+    parser = argparse.ArgumentParser(
+        prog="posture",
+        description="Security-posture warehouse: vendor APIs -> DuckDB history -> daily KPIs.",
+    )
+    parser.add_argument(
+        "--data-dir",
+        help=f"warehouse folder (default: ${DATA_DIR_ENV} or ./data)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[argparse.Namespace], None], help: str) -> Any:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    demo = command("demo", _demo, "simulate vendors and run N days through load, dbt and publish")
+    demo.add_argument("--days", type=_positive, default=30, help="simulated days (default 30)")
+    demo.add_argument("--users", type=_positive, default=300, help="Keeper users (default 300)")
+    demo.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
+
+    load = command("load", _load, "load one source (or all) into the working warehouse")
+    load.add_argument("source", choices=(*SOURCE_NAMES, "all"))
+
+    command("transform", _transform, "build the dbt models and run their tests")
+    command("publish", _publish, "publish a read-only copy for BI tools and analysts")
+
+    kpis = command("kpis", _kpis, "print the daily KPI table from the published warehouse")
+    kpis.add_argument("--days", type=_positive, default=7, help="last N days (default 7)")
+    kpis.add_argument("--tenant", help="only this tenant")
+
+    sql = command("sql", _sql, "run a read-only SQL query on the published warehouse")
+    sql.add_argument("query")
+
+    simulate = command("simulate", _simulate, "serve the vendor simulators on loopback")
+    simulate.add_argument("--port", type=int, default=8700, help="first port (default 8700)")
+    simulate.add_argument("--users", type=_positive, default=300, help="Keeper users")
+    simulate.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
+
+    benchmarks = command("benchmarks", lambda _: None, "Keeper security benchmarks")
+    actions = benchmarks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    set_cmd = actions.add_parser("set", help="set a benchmark's status (POST to Keeper)")
+    set_cmd.set_defaults(handler=_benchmarks_set)
+    set_cmd.add_argument("benchmark_id", type=_benchmark_id, metavar="ID")
+    set_cmd.add_argument("status", type=str.upper, choices=BENCHMARK_STATUSES)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    if args.data_dir:
+        os.environ[DATA_DIR_ENV] = args.data_dir
+    try:
+        args.handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line, never a traceback with config in it
+        from cli.errors import describe
+
+        message, code = describe(exc)
+        print(f"posture {args.command}: error: {message}", file=sys.stderr)
+        return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

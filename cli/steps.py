@@ -1,0 +1,102 @@
+"""The steps the CLI runs: load, transform, publish, show KPIs, set a benchmark.
+
+Each prints a short progress line; heavy libraries are imported here, not at CLI start-up.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from warehouse.location import WarehouseLocation
+
+KPI_QUERY = """
+select snapshot_date as day, tenant, total_users, login_coverage, vault_adoption,
+       dormant_users, never_logged_in, benchmark_remediation_rate as remediation,
+       alert_occurrences as alerts_30d
+from marts.fct_keeper_daily_kpis
+where snapshot_date > (select max(snapshot_date) from marts.fct_keeper_daily_kpis) - ?
+  and (? is null or tenant = ?)
+order by tenant, day
+"""
+
+
+def load_source(name: str, location: WarehouseLocation, quiet: bool = False, **args: Any) -> Any:
+    """Load one source into the working file; prints rows per table."""
+    from pipelines.registry import load
+
+    started = time.perf_counter()
+    info = load(name, location, **args)
+    if not quiet:
+        counts = _row_counts(info)
+        summary = ", ".join(f"{table} {rows}" for table, rows in sorted(counts.items()))
+        print(f"loaded {name} in {time.perf_counter() - started:.1f} s: {summary or 'no rows'}")
+    return info
+
+
+def _row_counts(info: Any) -> dict[str, int]:
+    pipeline = info.pipeline
+    counts = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
+    return {t: n for t, n in counts.items() if not t.startswith("_dlt")}
+
+
+def transform(location: WarehouseLocation, quiet: bool = False) -> None:
+    """`dbt build` on the working file (models, seeds, tests); raises naming what failed."""
+    from dagster_dbt import DbtCliResource
+
+    from assets.dbt import dbt_project, point_dbt_at
+
+    point_dbt_at(location)
+    started = time.perf_counter()
+    invocation = DbtCliResource(project_dir=dbt_project()).cli(["build"], raise_on_error=False)
+    failures = []
+    for event in invocation.stream_raw_events():
+        info = event.raw_event.get("info", {})
+        data = event.raw_event.get("data", {})
+        if info.get("name") in ("LogModelResult", "LogTestResult", "LogSeedResult"):
+            status = str(data.get("status", "")).lower()
+            if status in ("error", "fail"):
+                failures.append(data.get("node_info", {}).get("node_name") or info.get("msg"))
+            if not quiet:
+                print(f"  {info.get('msg', '').strip()}")
+    invocation.wait()
+    if not invocation.is_successful():
+        detail = ", ".join(failures) or "see dbt_models/logs/dbt.log"
+        raise RuntimeError(f"dbt build failed: {detail}")
+    if not quiet:
+        print(f"dbt build passed in {time.perf_counter() - started:.1f} s")
+
+
+def publish_step(location: WarehouseLocation, quiet: bool = False) -> None:
+    """Publish the read-only copy; prints where it is."""
+    from warehouse.publish import publish
+
+    result = publish(location)
+    if not quiet:
+        print(f"published {result.path} ({result.bytes / 1e6:.1f} MB, {result.seconds:.2f} s)")
+
+
+def print_kpis(location: WarehouseLocation, days: int, tenant: str | None = None) -> None:
+    """Print the Keeper daily KPI table for the last `days` days of the published warehouse."""
+    from cli.output import print_query
+    from warehouse.connection import connect_published
+
+    with connect_published(location) as con:
+        print_query(con, KPI_QUERY, (days, tenant, tenant))
+
+
+def set_benchmark(benchmark_id: str, status: str) -> None:
+    """POST one benchmark's status to Keeper (config from SOURCES__KEEPER_RMD__*)."""
+    import dlt
+
+    from pipelines.keeper_rmd import set_benchmarks
+
+    base_url = dlt.config.get("sources.keeper_rmd.base_url")
+    token = dlt.secrets.get("sources.keeper_rmd.api_token")
+    missing = [name for name, value in (("BASE_URL", base_url), ("API_TOKEN", token)) if not value]
+    if missing:
+        names = ", ".join(f"SOURCES__KEEPER_RMD__{m}" for m in missing)
+        raise ValueError(f"missing configuration: {names}")
+    changed = set_benchmarks(base_url, token, [(benchmark_id, status)])
+    for row in changed:
+        print(f"{row.get('id')}: {row.get('status')} (last updated {row.get('last_updated', '-')})")

@@ -1,0 +1,58 @@
+"""The sources this warehouse loads, by the short name the CLI and Dagster use."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline
+from warehouse.location import WarehouseLocation
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One vendor source: its CLI name, dlt pipeline/dataset name and source factory."""
+
+    name: str  # short name: `posture load <name>`
+    pipeline_name: str  # dlt pipeline, dataset (DuckDB schema) and dbt source name
+    factory: str  # "module:function" of the dlt source
+    vendor: str  # for people
+    env_prefix: str  # where its config and secrets come from
+    # Arguments that build the source without config, only to list its resources (Dagster
+    # needs them at definition time; no request is made and no secret is read).
+    placeholder_args: tuple[tuple[str, str], ...] = ()
+
+    def source_factory(self) -> Callable[..., Any]:
+        """The dlt source function (imported on demand: dlt is slow to import)."""
+        module, function = self.factory.split(":")
+        return getattr(importlib.import_module(module), function)
+
+
+SOURCES: dict[str, SourceSpec] = {
+    spec.name: spec
+    for spec in (
+        SourceSpec(
+            "keeper",
+            "keeper_rmd",
+            "pipelines.keeper_rmd:keeper_rmd",
+            "Keeper RMD",
+            "SOURCES__KEEPER_RMD__",
+            (("base_url", "https://keepersecurity.com"), ("api_token", "placeholder")),
+        ),
+    )
+}
+
+
+def load(name: str, location: WarehouseLocation, **source_args: Any) -> Any:
+    """Run one source's pipeline into the warehouse; returns dlt's LoadInfo.
+
+    A failed run leaves no half-extracted package behind, so the next run starts clean and the
+    warehouse holds exactly what it held before the failure."""
+    spec = SOURCES[name]
+    pipeline = make_pipeline(spec.pipeline_name, location)
+    pipeline.abort_packages()
+    info = pipeline.run(spec.source_factory()(**source_args), loader_file_format=LOADER_FILE_FORMAT)
+    info.raise_on_failed_jobs()
+    return info
