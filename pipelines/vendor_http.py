@@ -22,7 +22,7 @@ class VendorError(RuntimeError):
     """A vendor API failed in a way a retry does not fix (message names vendor and endpoint)."""
 
 
-class VendorHTTPError(VendorError, HTTPError):
+class VendorHTTPError(HTTPError, VendorError):
     """The vendor answered an error status. An HTTPError, so dlt's retry logic sees 429 and 5xx."""
 
 

@@ -47,7 +47,10 @@ class Faults:
         if unknown:
             raise ValueError(f"unknown fault switch(es): {', '.join(sorted(unknown))}")
         for key, value in changes.items():
-            setattr(self, key, type(getattr(self, key))(value))
+            kind = type(getattr(self, key))
+            if kind is bool and isinstance(value, str):
+                value = value.strip().lower() in ("1", "true", "yes", "on")
+            setattr(self, key, kind(value))
 
 
 @dataclass
@@ -83,7 +86,8 @@ class VendorSimulator:
 
     def __init__(self, *, seed: int = 7, start: datetime = DEFAULT_START) -> None:
         self.now = start
-        self.rng = random.Random(seed)
+        self.rng = random.Random(seed)  # the world's randomness
+        self.fault_rng = random.Random(seed)  # separate, so faults never change the world
         self.faults = Faults()
         self.lock = threading.RLock()
         self.requests_served = 0
@@ -110,6 +114,7 @@ class VendorSimulator:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body leave at once (no 40 ms delayed-ACK stall)
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -146,7 +151,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
                 self._send(response, malformed=False, now=sim.now)
                 return
-            if faults.error_rate and sim.rng.random() < faults.error_rate:
+            if faults.error_rate and sim.fault_rng.random() < faults.error_rate:
                 response = Response(500, {"status": 500, "message": "Internal Server Error"})
                 self._send(response, malformed=False, now=sim.now)
                 return
@@ -176,8 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = _dispatch
-    do_POST = _dispatch
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
 
 
 def _control(sim: VendorSimulator, request: Request) -> Response:
@@ -216,7 +220,10 @@ class SimulatorServer:
         self.simulator = simulator
         self._server = _Server((host, port), simulator)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"sim-{simulator.name}", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"sim-{simulator.name}",
+            daemon=True,
         )
 
     @property

@@ -1,0 +1,88 @@
+"""Developer entry point, standard library only, so it runs on a machine with just Python 3.11.
+
+    python3 dev.py demo    # set up .venv (first time) and run `posture demo`
+    python3 dev.py test    # set up .venv (first time), ruff, then the whole test suite
+    python3 dev.py check   # ruff only
+    python3 dev.py ui      # Dagster's web UI on http://127.0.0.1:3000 for this warehouse
+    python3 dev.py bench   # the benchmark scripts in bench/
+
+Every install takes the exact versions in constraints.txt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / "bin"
+STAMP = VENV / ".posture-installed"
+QUIET_ENV = {
+    "RUNTIME__DLTHUB_TELEMETRY": "false",
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "DAGSTER_HOME": str(ROOT / "data" / "dagster"),
+}
+
+
+def _requirements_hash() -> str:
+    digest = hashlib.sha256()
+    for name in ("pyproject.toml", "constraints.txt"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def install() -> None:
+    """Create .venv and install the project with its pinned dependencies (once per change)."""
+    wanted = _requirements_hash()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    if not (BIN / "python").exists():
+        print("creating .venv ...", flush=True)
+        venv.create(VENV, with_pip=True)
+    print("installing pinned dependencies (about a minute the first time) ...", flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    _run([*pip, "-c", "constraints.txt", "-e", ".[dev]"])
+    STAMP.write_text(wanted)
+
+
+def _run(command: list[str], env: dict[str, str] | None = None) -> None:
+    merged = {**os.environ, **QUIET_ENV, **(env or {})}
+    merged["PATH"] = os.pathsep.join([str(BIN), merged.get("PATH", "")])
+    code = subprocess.call(command, cwd=ROOT, env=merged)
+    if code:
+        sys.exit(code)
+
+
+def main(argv: list[str]) -> None:
+    """Dispatch one verb; extra arguments go to the tool behind it."""
+    verb, rest = (argv[0], argv[1:]) if argv else ("help", [])
+    if verb not in {"install", "demo", "test", "check", "ui", "bench"}:
+        print(__doc__)
+        sys.exit(0 if verb == "help" else 2)
+    install()
+    Path(QUIET_ENV["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    dagster_yaml = Path(QUIET_ENV["DAGSTER_HOME"]) / "dagster.yaml"
+    if not dagster_yaml.exists():
+        dagster_yaml.write_text("telemetry:\n  enabled: false\n")
+    if verb == "demo":
+        _run([str(BIN / "posture"), "demo", *rest])
+    elif verb == "check":
+        _run([str(BIN / "ruff"), "check", "."])
+        _run([str(BIN / "ruff"), "format", "--check", "."])
+    elif verb == "test":
+        _run([str(BIN / "ruff"), "check", "."])
+        _run([str(BIN / "python"), "-m", "pytest", *rest])
+    elif verb == "ui":
+        _run([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", *rest])
+    elif verb == "bench":
+        for script in sorted((ROOT / "bench").glob("bench_*.py")):
+            _run([str(BIN / "python"), str(script), *rest])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,68 @@
+"""Shared fixtures: a temporary warehouse, simulators on ephemeral ports, random tokens."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from simulators.http import SimulatorServer
+from simulators.keeper_rmd import KeeperRmdSimulator
+from warehouse.location import WarehouseLocation
+
+os.environ.update(
+    {
+        "RUNTIME__DLTHUB_TELEMETRY": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        # Retries stay on, just fast: faults in tests are deliberate.
+        "RUNTIME__REQUEST_BACKOFF_FACTOR": "0.01",
+        "RUNTIME__REQUEST_MAX_RETRY_DELAY": "0.2",
+    }
+)
+
+
+@pytest.fixture
+def location(tmp_path: Path) -> WarehouseLocation:
+    """An empty warehouse in a temporary folder."""
+    return WarehouseLocation(tmp_path / "warehouse").ensure()
+
+
+@pytest.fixture
+def keeper_token() -> str:
+    """A random token, so a grep for it in files and logs means something."""
+    return f"kt-{secrets.token_hex(12)}"
+
+
+@pytest.fixture
+def keeper(keeper_token: str) -> Iterator[SimulatorServer]:
+    """A Keeper RMD simulator (60 users) on an ephemeral loopback port."""
+    with SimulatorServer(KeeperRmdSimulator(users=60, seed=11, tokens=(keeper_token,))) as server:
+        yield server
+
+
+@pytest.fixture
+def keeper_env(
+    monkeypatch: pytest.MonkeyPatch, keeper: SimulatorServer, keeper_token: str
+) -> SimulatorServer:
+    """The Keeper source configured through the environment, as in production."""
+    monkeypatch.setenv("SOURCES__KEEPER_RMD__BASE_URL", keeper.url)
+    monkeypatch.setenv("SOURCES__KEEPER_RMD__API_TOKEN", keeper_token)
+    monkeypatch.setenv("SOURCES__KEEPER_RMD__TENANT", "acme")
+    return keeper
+
+
+def files_containing(root: Path, needle: str) -> list[Path]:
+    """Every file under `root` whose bytes contain `needle`."""
+    data = needle.encode()
+    return [p for p in root.rglob("*") if p.is_file() and data in p.read_bytes()]
+
+
+def query(location: WarehouseLocation, sql: str) -> list[tuple]:
+    """Rows of `sql` on the working file (read-only connection, closed before returning)."""
+    import duckdb
+
+    with duckdb.connect(str(location.working_db), read_only=True) as con:
+        return con.execute(sql).fetchall()

@@ -1,0 +1,220 @@
+"""The Keeper RMD dlt source against the simulator over real HTTP, into a real DuckDB file."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from pipelines.registry import load
+from pipelines.vendor_http import MalformedResponseError, VendorHTTPError, find_vendor_error
+from simulators.http import Request, Response, SimulatorServer
+from simulators.keeper_rmd import KeeperRmdSimulator
+from tests.conftest import files_containing, query
+from warehouse.location import WarehouseLocation
+
+TABLES = (
+    "enterprise_stat",
+    "enterprise_stat_details",
+    "security_alerts_summary",
+    "security_alerts_detail",
+    "security_benchmarks",
+)
+BUSINESS_COLUMNS = {
+    "enterprise_stat": "tenant, snapshot_date, observed_at, users_has_records, users_logged_recent",
+    "enterprise_stat_details": (
+        "tenant, snapshot_date, enterprise_user_id, last_logged_in, has_records"
+    ),
+    "security_alerts_summary": "tenant, snapshot_date, event, event_occurrences, unique_users",
+    "security_alerts_detail": "tenant, snapshot_date, audit_event_type, event, event_occurrences",
+    "security_benchmarks": "tenant, snapshot_date, id, status, auto_resolve, last_updated",
+}
+
+
+def snapshot(location: WarehouseLocation) -> dict[str, list[tuple]]:
+    """Every table's business rows, sorted: what "the warehouse as it was" means."""
+    return {
+        table: sorted(
+            query(location, f"select {BUSINESS_COLUMNS[table]} from keeper_rmd.{table}"), key=str
+        )
+        for table in TABLES
+    }
+
+
+def per_day(location: WarehouseLocation, table: str) -> dict[str, int]:
+    rows = query(
+        location, f"select snapshot_date, count(*) from keeper_rmd.{table} group by 1 order by 1"
+    )
+    return {str(day): count for day, count in rows}
+
+
+def test_first_load_takes_every_endpoint(keeper_env: SimulatorServer, location):
+    load("keeper", location)
+    sim = keeper_env.simulator
+    day = sim.now.date().isoformat()
+    assert per_day(location, "enterprise_stat") == {day: 1}
+    assert per_day(location, "enterprise_stat_details") == {day: sim.user_count()}
+    assert per_day(location, "security_benchmarks") == {day: 15}
+    summary_events = query(location, "select event from keeper_rmd.security_alerts_summary")
+    detail_events = query(
+        location, "select distinct audit_event_type from keeper_rmd.security_alerts_detail"
+    )
+    assert summary_events and sorted(summary_events) == sorted(detail_events)
+    # Every row says when it was observed (the vendor's clock) and from which load.
+    ((observed, loads),) = query(
+        location,
+        "select min(observed_at), count(distinct _dlt_load_id) "
+        "from keeper_rmd.enterprise_stat_details",
+    )
+    assert observed.replace(tzinfo=None) == sim.now.replace(tzinfo=None) and loads == 1
+
+
+def test_same_day_rerun_changes_nothing(keeper_env: SimulatorServer, location):
+    load("keeper", location)
+    before = snapshot(location)
+    load("keeper", location)
+    assert snapshot(location) == before
+
+
+def test_next_day_adds_one_day_and_keeps_the_last(keeper_env: SimulatorServer, location):
+    load("keeper", location)
+    first = snapshot(location)
+    keeper_env.simulator.advance(days=1)
+    load("keeper", location)
+    for table in TABLES:
+        assert len(per_day(location, table)) == 2, table
+    # Yesterday's rows are exactly as they were.
+    day_one = min(per_day(location, "enterprise_stat"))
+    again = {
+        table: sorted(
+            query(
+                location,
+                f"select {BUSINESS_COLUMNS[table]} from keeper_rmd.{table} "
+                f"where snapshot_date = '{day_one}'",
+            ),
+            key=str,
+        )
+        for table in TABLES
+    }
+    assert again == first
+
+
+def test_a_retake_replaces_only_that_day(keeper_env: SimulatorServer, location):
+    load("keeper", location)
+    keeper_env.simulator.advance(days=1)
+    load("keeper", location)
+    keeper_env.simulator.advance(hours=3)  # same day, later: the world moved a little
+    load("keeper", location)
+    counts = per_day(location, "enterprise_stat")
+    assert list(counts.values()) == [1, 1]
+    ((observed,),) = query(location, "select max(observed_at) from keeper_rmd.enterprise_stat")
+    assert observed.replace(tzinfo=None) == keeper_env.simulator.now.replace(tzinfo=None)
+
+
+def test_wrong_token_names_keeper_and_401_and_leaks_nothing(
+    keeper: SimulatorServer, location, keeper_token: str, capsys
+):
+    with pytest.raises(Exception) as raised:
+        load("keeper", location, base_url=keeper.url, api_token="wrong-" + keeper_token)
+    error = find_vendor_error(raised.value)
+    assert isinstance(error, VendorHTTPError)
+    assert "Keeper RMD" in str(error) and "401" in str(error)
+    assert keeper_token not in str(raised.value) and keeper_token not in repr(raised.value)
+    captured = capsys.readouterr()
+    assert keeper_token not in captured.out + captured.err
+    assert files_containing(location.data_dir, keeper_token) == []
+
+
+def test_token_never_lands_in_files(keeper_env: SimulatorServer, location, keeper_token: str):
+    load("keeper", location)
+    assert files_containing(location.data_dir, keeper_token) == []
+
+
+def test_malformed_json_mid_run_fails_and_keeps_the_warehouse(
+    keeper_env: SimulatorServer, location
+):
+    load("keeper", location)
+    before = snapshot(location)
+    keeper_env.simulator.advance(days=1)
+    keeper_env.simulator.faults.update(malformed_next=1, path_contains="get_security_benchmarks")
+    with pytest.raises(Exception) as raised:
+        load("keeper", location)
+    error = find_vendor_error(raised.value)
+    assert isinstance(error, MalformedResponseError)
+    assert "get_security_benchmarks" in str(error)
+    assert snapshot(location) == before
+    # The next run is clean and complete.
+    load("keeper", location)
+    assert all(len(per_day(location, table)) == 2 for table in TABLES)
+
+
+def test_transient_failures_are_retried(keeper_env: SimulatorServer, location):
+    keeper_env.simulator.faults.update(burst_429_next=3, error_rate=0.2)
+    load("keeper", location)
+    assert per_day(location, "security_benchmarks") == {
+        keeper_env.simulator.now.date().isoformat(): 15
+    }
+
+
+def test_unknown_field_becomes_a_column(keeper_env: SimulatorServer, location):
+    load("keeper", location)
+    keeper_env.simulator.advance(days=1)
+    keeper_env.simulator.faults.update(extra_field=True)
+    load("keeper", location)
+    columns = {row[0] for row in query(location, "describe keeper_rmd.enterprise_stat_details")}
+    assert columns - {
+        "tenant",
+        "snapshot_date",
+        "observed_at",
+        "enterprise_user_id",
+        "last_logged_in",
+        "has_records",
+        "_dlt_load_id",
+        "_dlt_id",
+    }
+
+
+def test_absent_optional_fields_load_as_null(keeper_env: SimulatorServer, location):
+    keeper_env.simulator.faults.update(drop_optional=True)
+    load("keeper", location)
+    ((with_login,),) = query(
+        location,
+        "select count(last_logged_in) from keeper_rmd.enterprise_stat_details",
+    )
+    assert with_login == 0
+
+
+def test_bad_base_url_is_a_clear_error(location):
+    with pytest.raises(ValueError, match="not an http"):
+        load("keeper", location, base_url="keepersecurity.com", api_token="x")
+
+
+class PagedKeeper(KeeperRmdSimulator):
+    """A Keeper implementation that pages the user details with continuation tokens, as
+    Keeper's internal channel does, and returns keys in another order with extra fields."""
+
+    def handle(self, request: Request) -> Response:
+        response = super().handle(request)
+        if not request.path.endswith("get_enterprise_stat_details") or response.status != 200:
+            return response
+        rows = response.payload["enterprise_stat_details"]
+        start = int(request.query.get("continuation_token") or 0)
+        page = rows[start : start + 25]
+        more = start + 25 < len(rows)
+        payload = {"has_more": more, "enterprise_stat_details": page, "page_size": 25}
+        if more:
+            payload["continuation_token"] = str(start + 25)
+        return Response(200, payload)
+
+
+def test_continuation_tokens_are_followed(location, keeper_token: str):
+    with SimulatorServer(PagedKeeper(users=60, seed=3, tokens=(keeper_token,))) as server:
+        first = requests.get(
+            f"{server.url}/api/rest/rmd/get_enterprise_stat_details",
+            headers={"x-api-token": f"Bearer {keeper_token}"},
+            timeout=5,
+        ).json()
+        assert first["has_more"] is True
+        load("keeper", location, base_url=server.url, api_token=keeper_token)
+        assert per_day(location, "enterprise_stat_details") == {
+            server.simulator.now.date().isoformat(): server.simulator.user_count()
+        }
