@@ -1,0 +1,74 @@
+"""Publishing: readers get a read-only copy that a load never blocks and an old DuckDB opens."""
+
+from __future__ import annotations
+
+import struct
+
+import duckdb
+import pytest
+
+from pipelines.registry import load
+from simulators.http import SimulatorServer
+from warehouse.connection import connect_published
+from warehouse.publish import publish
+
+
+def stat_days(con: duckdb.DuckDBPyConnection) -> int:
+    return con.execute("select count(*) from keeper_rmd.enterprise_stat").fetchone()[0]
+
+
+def test_reader_holding_the_published_file_is_never_blocked(keeper_env: SimulatorServer, location):
+    load("keeper", location)
+    publish(location)
+    reader = connect_published(location)
+    assert stat_days(reader) == 1
+    # A load and a publish run while the reader holds the file open.
+    keeper_env.simulator.advance(days=1)
+    load("keeper", location)
+    publish(location)
+    assert stat_days(reader) == 1  # its snapshot is whole and unchanged
+    reader.close()
+    with connect_published(location) as fresh:
+        assert stat_days(fresh) == 2  # a reconnect sees the new day
+
+
+def test_published_copy_is_read_only_and_readable_by_duckdb_1x(keeper_env, location):
+    load("keeper", location)
+    result = publish(location)
+    header = result.path.read_bytes()[:20]
+    assert header[8:12] == b"DUCK"
+    # Storage format 64 is what DuckDB 0.10 to 1.5 all read (2.0 writes 69, which 1.x cannot).
+    assert struct.unpack("<Q", header[12:20])[0] == 64
+    with connect_published(location) as con, pytest.raises(duckdb.Error):
+        con.execute("create table nope (a int)")
+
+
+def test_publish_refuses_while_a_writer_holds_the_working_file(keeper_env, location):
+    load("keeper", location)
+    import multiprocessing
+
+    ready, release = multiprocessing.Event(), multiprocessing.Event()
+    holder = multiprocessing.Process(
+        target=_hold_write_lock, args=(str(location.working_db), ready, release)
+    )
+    holder.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(duckdb.IOException, match="lock"):
+            publish(location)
+        assert not location.published_db.exists()
+    finally:
+        release.set()
+        holder.join(30)
+
+
+def _hold_write_lock(path: str, ready, release) -> None:
+    con = duckdb.connect(path)
+    ready.set()
+    release.wait(30)
+    con.close()
+
+
+def test_nothing_to_publish_is_a_clear_error(location):
+    with pytest.raises(FileNotFoundError, match="load first"):
+        publish(location)
