@@ -32,7 +32,8 @@ def _missing_config(exc: BaseException) -> str:
         return ""
     prefixes = [spec.env_prefix for spec in SOURCES.values()]
     section = next(
-        (p for p in prefixes if p.split("__")[1].replace("_", "") in exc.spec_name.lower()), None
+        (p for p in prefixes if p.split("__")[1].replace("_", "").lower() in exc.spec_name.lower()),
+        None,
     )
     fields = sorted(exc.fields)
     if section is None:
