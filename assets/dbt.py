@@ -1,7 +1,5 @@
 """The dbt project as Dagster assets: every model, seed and test (tests become asset checks)."""
 
-from __future__ import annotations
-
 import os
 import sys
 from collections.abc import Iterator

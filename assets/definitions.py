@@ -4,8 +4,6 @@ Nothing here reads a secret or runs dbt at import: `defs` is built when Dagster 
 location, and each source is built from config only when its run starts.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource

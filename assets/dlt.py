@@ -1,7 +1,5 @@
 """dlt sources as Dagster assets. Sources are built at run time, so no secret is read at import."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,7 +34,6 @@ def build_dlt_assets(spec: SourceSpec, location: WarehouseLocation) -> dg.Assets
         dlt_source=placeholder,
         dlt_pipeline=make_pipeline(spec.pipeline_name, location),
         name=spec.pipeline_name,
-        group_name=spec.pipeline_name,
         dagster_dlt_translator=WarehouseDltTranslator(),
     )
     def load(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:

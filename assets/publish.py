@@ -1,7 +1,5 @@
 """Publishing as an asset: after the models build, readers get a fresh read-only copy."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from warehouse.location import WarehouseLocation

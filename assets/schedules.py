@@ -1,15 +1,11 @@
 """When things run: Keeper's point-in-time endpoints once a day, then models and publishing."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 DAILY_SNAPSHOT_CRON = "0 5 * * *"  # 05:00 UTC: before the morning dashboards refresh
 
 
-def build_jobs_and_schedules() -> tuple[
-    list[dg.UnresolvedAssetJobDefinition], list[dg.ScheduleDefinition]
-]:
+def build_jobs_and_schedules() -> tuple[list, list[dg.ScheduleDefinition]]:
     """The jobs and their schedules."""
     daily = dg.define_asset_job(
         "daily_posture",

@@ -5,6 +5,8 @@ Each prints a short progress line; heavy libraries are imported here, not at CLI
 
 from __future__ import annotations
 
+import contextlib
+import io
 import time
 from typing import Any
 
@@ -50,15 +52,13 @@ def transform(location: WarehouseLocation, quiet: bool = False) -> None:
     started = time.perf_counter()
     invocation = DbtCliResource(project_dir=dbt_project()).cli(["build"], raise_on_error=False)
     failures = []
-    for event in invocation.stream_raw_events():
-        info = event.raw_event.get("info", {})
-        data = event.raw_event.get("data", {})
-        if info.get("name") in ("LogModelResult", "LogTestResult", "LogSeedResult"):
-            status = str(data.get("status", "")).lower()
-            if status in ("error", "fail"):
-                failures.append(data.get("node_info", {}).get("node_name") or info.get("msg"))
-            if not quiet:
-                print(f"  {info.get('msg', '').strip()}")
+    # dagster-dbt echoes dbt's log lines to stdout as it streams them (the progress).
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        for event in invocation.stream_raw_events():
+            data = event.raw_event.get("data", {})
+            if str(data.get("status", "")).lower() in ("error", "fail"):
+                node = data.get("node_info", {}).get("node_name")
+                failures.append(node or event.raw_event.get("info", {}).get("msg", "?"))
     invocation.wait()
     if not invocation.is_successful():
         detail = ", ".join(failures) or "see dbt_models/logs/dbt.log"
