@@ -1,0 +1,69 @@
+"""Benchmark helpers: a simulator in its own process, peak memory of a child, medians."""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+def _serve(factory: Callable[[], Any], ready: Any, port: Any) -> None:
+    from simulators.http import SimulatorServer
+
+    server = SimulatorServer(factory()).start()
+    port.value = int(server.url.rsplit(":", 1)[1])
+    ready.set()
+    while True:
+        time.sleep(3600)
+
+
+@contextmanager
+def simulator_process(factory: Callable[[], Any]) -> Iterator[str]:
+    """Serve `factory()` from a separate process (its CPU and memory are not the client's);
+    yields the base URL. `factory` must be picklable (a module-level function or partial)."""
+    ctx = multiprocessing.get_context("spawn")
+    ready, port = ctx.Event(), ctx.Value("i", 0)
+    process = ctx.Process(target=_serve, args=(factory, ready, port), daemon=True)
+    process.start()
+    try:
+        if not ready.wait(120):
+            raise RuntimeError("simulator did not start")
+        yield f"http://127.0.0.1:{port.value}"
+    finally:
+        process.kill()
+        process.join()
+
+
+def run_child(code: str, env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run `code` in a fresh Python; returns (seconds, its own peak RSS in MB, stdout)."""
+    probe = "\nimport resource as _r; print('__peak_kb__', _r.getrusage(_r.RUSAGE_SELF).ru_maxrss)"
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", code + probe], capture_output=True, text=True, env=env, check=False
+    )
+    seconds = time.perf_counter() - started
+    if out.returncode:
+        raise RuntimeError(out.stderr[-2000:])
+    lines = out.stdout.splitlines()
+    peak_kb = int(lines[-1].split()[1])
+    return seconds, peak_kb / 1024, "\n".join(lines[:-1])
+
+
+def median_seconds(fn: Callable[[], Any], repeat: int) -> float:
+    """Median wall time of `repeat` calls."""
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def row(label: str, value: str, target: str = "", baseline: str = "") -> None:
+    """Print one aligned result line."""
+    print(f"  {label:<44} {value:>12}   {target:<14} {baseline}", flush=True)
