@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('keeper_rmd', 'security_alerts_detail') }}
+    {{ source_or_empty('keeper_rmd', 'security_alerts_detail') }}
 
 ),
 

@@ -2,7 +2,7 @@ with
 
 source as (
 
-    select * from {{ source('keeper_rmd', 'enterprise_stat') }}
+    {{ source_or_empty('keeper_rmd', 'enterprise_stat') }}
 
 ),
 
