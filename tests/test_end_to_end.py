@@ -1,0 +1,93 @@
+"""Keeper end to end: days of snapshots -> dbt build -> published KPIs, and the demo itself."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import duckdb
+
+from cli.main import main
+from cli.steps import load_source, publish_step, transform
+from simulators.http import SimulatorServer
+
+
+def published(location, sql: str) -> list[tuple]:
+    with duckdb.connect(str(location.published_db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_history_becomes_kpis_with_a_resolved_benchmark(keeper_env: SimulatorServer, location):
+    sim = keeper_env.simulator
+    benchmark = next(
+        b
+        for b in ("SB_CREATE_ALERTS", "SB_CONFIGURE_IP_ALLOWLISTING", "SB_DISABLE_ACCOUNT_RECOVERY")
+        if sim.benchmark(b)["status"] == "UNRESOLVED"
+    )
+    for day in range(1, 5):
+        if day > 1:
+            sim.advance(days=1)
+        if day == 2:  # a GRC lead resolves a benchmark mid-morning
+            sim.advance(hours=2)
+            assert main(["benchmarks", "set", benchmark, "RESOLVED"]) == 0
+        if day == 3:  # the vendor starts sending a field nobody has seen
+            sim.faults.update(extra_field=True)
+        load_source("keeper", location, quiet=True)
+    transform(location, quiet=True)
+    publish_step(location, quiet=True)
+
+    kpis = published(
+        location,
+        "select snapshot_date, total_users, login_coverage, users_logged_recent, "
+        "login_crosscheck_diff, vault_crosscheck_diff from marts.fct_keeper_daily_kpis "
+        "where tenant = 'acme' order by 1",
+    )
+    assert len(kpis) == 4
+    assert kpis[-1][1] == sim.user_count()
+    for _, total, coverage, recent, login_diff, vault_diff in kpis:
+        assert abs(coverage - recent / total) < 1e-9
+        assert login_diff == 0 and vault_diff == 0  # API and details agree
+
+    ((status, resolved_at, days_to_resolve),) = published(
+        location,
+        "select current_status, resolved_at, days_to_resolve "
+        f"from marts.fct_keeper_benchmark_remediation where benchmark_id = '{benchmark}'",
+    )
+    assert status == "RESOLVED"
+    assert resolved_at.strftime("%Y-%m-%d %H:%M:%S") == sim.benchmark(benchmark)["last_updated"]
+    assert days_to_resolve == 1
+
+    changes = published(
+        location,
+        "select from_status, to_status, is_resolution from "
+        f"marts.fct_keeper_benchmark_status_changes where benchmark_id = '{benchmark}'",
+    )
+    assert ("UNRESOLVED", "RESOLVED", True) in changes
+    new_types = published(
+        location,
+        "select event_type from marts.fct_keeper_alert_trends where is_new_event_type",
+    )
+    assert ("set_security_benchmark",) in new_types
+
+    raw_columns = {
+        row[0] for row in published(location, "describe keeper_rmd.enterprise_stat_details")
+    }
+    assert "risk_score" in raw_columns  # the unknown field became a column; models still built
+
+
+def test_demo_runs_and_prints_moving_kpis(tmp_path):
+    env = {**os.environ, "POSTURE_DATA_DIR": str(tmp_path / "demo")}
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "demo", "--days", "4", "--users", "80"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "day   4/4" in out.stdout
+    table = out.stdout.split("Keeper KPIs", 1)[1]
+    rows = [line for line in table.splitlines() if line[:4].isdigit()]
+    assert len(rows) == 4
+    assert (tmp_path / "demo" / "published" / "posture.duckdb").exists()
