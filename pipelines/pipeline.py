@@ -15,6 +15,9 @@ def make_pipeline(name: str, location: WarehouseLocation | None = None) -> dlt.P
     """The pipeline `name`, loading dataset `name` of the working DuckDB file, with its state in
     the warehouse's own pipelines folder (so a fresh warehouse never inherits an old cursor)."""
     location = (location or current_location()).ensure()
+    # Arrow pages skip the row normaliser; these keep the lineage columns on every row anyway.
+    dlt.config["normalize.parquet_normalizer.add_dlt_load_id"] = True
+    dlt.config["normalize.parquet_normalizer.add_dlt_id"] = True
     return dlt.pipeline(
         pipeline_name=name,
         pipelines_dir=str(location.pipelines_dir),

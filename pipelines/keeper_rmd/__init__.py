@@ -13,8 +13,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import dlt
+import pyarrow as pa
 from dlt.sources import DltResource
 
+from pipelines.arrow import records_to_table
 from pipelines.vendor_http import VendorClient, require, require_records
 
 from .helpers import ContinuationTokenPaginator, Observation, keeper_client, parse_keeper_time
@@ -65,6 +67,10 @@ def keeper_rmd(
             stamp = observation.stamp(page.response)
             yield [{**row, **stamp} for row in require_records(body, key, VENDOR, path)]
 
+    def table(name: str, rows: list[dict[str, Any]], path: str) -> pa.Table:
+        hints = {**SNAPSHOT_COLUMNS, **TABLE_COLUMNS[name]}
+        return records_to_table(rows, hints, f"{VENDOR}: {path}")
+
     @snapshot_resource("enterprise_stat", primary_key=SNAPSHOT_KEY)
     def enterprise_stat() -> Iterator[dict[str, Any]]:
         for page in _fetch(client, STAT):
@@ -81,14 +87,14 @@ def keeper_rmd(
                 row["last_logged_in"] = parse_keeper_time(
                     row.get("last_logged_in"), "last_logged_in", STAT_DETAILS
                 )
-            yield rows
+            yield table("enterprise_stat_details", rows, STAT_DETAILS)
 
     @snapshot_resource("security_alerts_summary", primary_key=(*SNAPSHOT_KEY, "event"))
     def security_alerts_summary() -> Iterator[list[dict[str, Any]]]:
         for rows in pages(ALERTS_SUMMARY, "security_alerts_summary"):
             for row in rows:
                 require(row, "event", str, VENDOR, ALERTS_SUMMARY)
-            yield rows
+            yield rows  # small; kept as records because the detail fan-out reads them
 
     # Fanned out from the summary: one detail call per event type seen today. No primary key:
     # a vendor that answers per user returns several rows per event type.
@@ -104,7 +110,8 @@ def keeper_rmd(
             params = {"audit_event_type": event_type}
             # Both seeds show the detail under the summary's key.
             for rows in pages(ALERTS_DETAIL, "security_alerts_summary", params):
-                yield [{**row, "audit_event_type": event_type} for row in rows]
+                rows = [{**row, "audit_event_type": event_type} for row in rows]
+                yield table("security_alerts_detail", rows, ALERTS_DETAIL)
 
     @snapshot_resource("security_benchmarks", primary_key=(*SNAPSHOT_KEY, "id"))
     def security_benchmarks() -> Iterator[list[dict[str, Any]]]:
@@ -114,7 +121,7 @@ def keeper_rmd(
                 row["last_updated"] = parse_keeper_time(
                     row.get("last_updated"), "last_updated", BENCHMARKS
                 )
-            yield rows
+            yield table("security_benchmarks", rows, BENCHMARKS)
 
     return [
         enterprise_stat,
