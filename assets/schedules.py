@@ -1,8 +1,27 @@
-"""When things run: Keeper's point-in-time endpoints once a day, then models and publishing."""
+"""When things run, and how stale is too stale.
+
+Keeper's endpoints are point-in-time: one snapshot a day. The event sources (1Password, Trend
+Micro) keep a cursor, so polling them hourly is cheap and keeps the warehouse near real time;
+each run also rebuilds the models downstream of what it loaded and publishes.
+"""
+
+from datetime import timedelta
 
 import dagster as dg
 
+from pipelines.registry import enabled_sources
+
 DAILY_SNAPSHOT_CRON = "0 5 * * *"  # 05:00 UTC: before the morning dashboards refresh
+EVENTS_CRON = "15 * * * *"  # hourly, away from the top of the hour
+SNAPSHOT_SOURCES = ("keeper_rmd",)
+# How old a source's last load may be before its freshness check fails.
+FRESHNESS = {"keeper_rmd": timedelta(hours=36)}
+EVENTS_FRESHNESS = timedelta(hours=3)
+
+
+def event_groups() -> list[str]:
+    """The asset groups (dlt datasets) of the event sources."""
+    return [s.pipeline_name for s in enabled_sources() if s.pipeline_name not in SNAPSHOT_SOURCES]
 
 
 def build_jobs_and_schedules() -> tuple[list, list[dg.ScheduleDefinition]]:
@@ -10,11 +29,33 @@ def build_jobs_and_schedules() -> tuple[list, list[dg.ScheduleDefinition]]:
     daily = dg.define_asset_job(
         "daily_posture",
         selection=dg.AssetSelection.all(),
-        description="Snapshot every source, build the models, publish the warehouse.",
+        description="Snapshot every source, build every model, publish the warehouse.",
     )
-    schedules = [
-        dg.ScheduleDefinition(
-            job=daily, cron_schedule=DAILY_SNAPSHOT_CRON, execution_timezone="UTC"
+    jobs = [daily]
+    if event_groups():
+        jobs.append(
+            dg.define_asset_job(
+                "event_sources",
+                selection=dg.AssetSelection.groups(*event_groups()).downstream(),
+                description="Pull new events (cursor kept), rebuild what depends on them, publish.",
+            )
         )
+    crons = {"daily_posture": DAILY_SNAPSHOT_CRON, "event_sources": EVENTS_CRON}
+    schedules = [
+        dg.ScheduleDefinition(job=job, cron_schedule=crons[job.name], execution_timezone="UTC")
+        for job in jobs
     ]
-    return [daily], schedules
+    return jobs, schedules
+
+
+def build_freshness_checks(
+    dlt_assets: list[dg.AssetsDefinition],
+) -> tuple[list[dg.AssetChecksDefinition], dg.SensorDefinition]:
+    """A last-update freshness check on every loaded table, and the sensor that runs them."""
+    checks = []
+    for assets_def in dlt_assets:
+        group = next(iter(assets_def.group_names_by_key.values()))
+        checks += dg.build_last_update_freshness_checks(
+            assets=[assets_def], lower_bound_delta=FRESHNESS.get(group, EVENTS_FRESHNESS)
+        )
+    return checks, dg.build_sensor_for_freshness_checks(freshness_checks=checks)

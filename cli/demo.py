@@ -37,6 +37,13 @@ def _keeper(users: int, seed: int, token: str) -> Any:
     return KeeperRmdSimulator(users=users, seed=seed, tokens=(token,))
 
 
+def _onepassword(users: int, seed: int, token: str) -> Any:
+    from simulators.onepassword_events import FEATURES, OnePasswordEventsSimulator
+
+    people = max(10, users // 5)  # the 1Password account is a smaller team than Keeper's
+    return OnePasswordEventsSimulator(seed=seed, tokens={token: FEATURES}, users=people)
+
+
 DEMO_VENDORS = (
     DemoVendor(
         "keeper",
@@ -45,6 +52,15 @@ DEMO_VENDORS = (
             "SOURCES__KEEPER_RMD__BASE_URL": url,
             "SOURCES__KEEPER_RMD__API_TOKEN": token,
             "SOURCES__KEEPER_RMD__TENANT": "acme-keeper",
+        },
+    ),
+    DemoVendor(
+        "onepassword",
+        _onepassword,
+        lambda url, token: {
+            "SOURCES__ONEPASSWORD_EVENTS__BASE_URL": url,
+            "SOURCES__ONEPASSWORD_EVENTS__TOKEN": token,
+            "SOURCES__ONEPASSWORD_EVENTS__TENANT": "acme-1password",
         },
     ),
 )
@@ -96,7 +112,7 @@ def run_demo(days: int, users: int, seed: int) -> None:
     print("building models (dbt build) ...", flush=True)
     transform(location, quiet=True)
     publish_step(location)
-    print(f"\nKeeper KPIs, last 7 of {days} simulated days:")
+    print(f"\nDaily posture, last 7 of {days} simulated days:")
     print_kpis(location, days=7)
     print(
         f"\ndemo finished in {time.perf_counter() - started:.0f} s. Explore it:\n"

@@ -14,7 +14,7 @@ from typing import Any
 from warehouse.location import DATA_DIR_ENV, current_location
 
 BENCHMARK_STATUSES = ("RESOLVED", "UNRESOLVED", "IGNORED")
-SOURCE_NAMES = ("keeper",)
+SOURCE_NAMES = ("keeper", "onepassword")  # pipelines.registry.SOURCES, without importing it
 
 
 class UsageError(Exception):
@@ -23,8 +23,10 @@ class UsageError(Exception):
 
 def _load(args: argparse.Namespace) -> None:
     from cli.steps import load_source
+    from pipelines.registry import enabled_sources
 
-    for name in SOURCE_NAMES if args.source == "all" else (args.source,):
+    names = [s.name for s in enabled_sources()] if args.source == "all" else [args.source]
+    for name in names:
         load_source(name, current_location())
 
 

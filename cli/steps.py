@@ -12,15 +12,20 @@ from typing import Any
 
 from warehouse.location import WarehouseLocation
 
-KPI_QUERY = """
-select snapshot_date as day, tenant, total_users, login_coverage, vault_adoption,
-       dormant_users, never_logged_in, benchmark_remediation_rate as remediation,
-       alert_occurrences as alerts_30d
-from marts.fct_keeper_daily_kpis
-where snapshot_date > (select max(snapshot_date) from marts.fct_keeper_daily_kpis) - ?
-  and (? is null or tenant = ?)
-order by tenant, day
-"""
+# What `posture kpis` shows of marts.fct_daily_posture, per vendor: (title, columns).
+KPI_VIEWS = {
+    "keeper": (
+        "Keeper RMD",
+        "total_users, login_coverage, vault_adoption, dormant_users, never_logged_in, "
+        "benchmark_remediation_rate as remediation, alert_occurrences as alerts_30d",
+    ),
+    "onepassword": (
+        "1Password",
+        "signin_attempts as signins, signin_failure_rate as failure_rate, "
+        "distinct_users_signing_in as users, item_reveals as reveals, item_exports as exports, "
+        "mfa_disabled, users_suspended as suspended, vault_exports",
+    ),
+}
 
 
 def load_source(name: str, location: WarehouseLocation, quiet: bool = False, **args: Any) -> Any:
@@ -77,12 +82,28 @@ def publish_step(location: WarehouseLocation, quiet: bool = False) -> None:
 
 
 def print_kpis(location: WarehouseLocation, days: int, tenant: str | None = None) -> None:
-    """Print the Keeper daily KPI table for the last `days` days of the published warehouse."""
+    """Print each vendor's headline KPIs for its last `days` days (published warehouse)."""
     from cli.output import print_query
     from warehouse.connection import connect_published
 
     with connect_published(location) as con:
-        print_query(con, KPI_QUERY, (days, tenant, tenant))
+        for source, (title, columns) in KPI_VIEWS.items():
+            where = (
+                "where source = ? and (? is null or tenant = ?) and metric_date > "
+                "(select max(metric_date) from marts.fct_daily_posture where source = ?) - ?"
+            )
+            params = (source, tenant, tenant, source, days)
+            (count,) = con.execute(
+                f"select count(*) from marts.fct_daily_posture {where}", params
+            ).fetchone()
+            if count:
+                print(f"\n{title}")
+                print_query(
+                    con,
+                    f"select metric_date as day, tenant, {columns} "
+                    f"from marts.fct_daily_posture {where} order by tenant, day",
+                    params,
+                )
 
 
 def set_benchmark(benchmark_id: str, status: str) -> None:

@@ -9,6 +9,9 @@ from warehouse.location import WarehouseLocation, current_location
 # dlt's default DuckDB format (insert_values) is slow and memory-hungry; parquet goes through
 # Arrow and DuckDB's native reader.
 LOADER_FILE_FORMAT = "parquet"
+# A bounded buffer pool for loads, and no ordering guarantee dlt does not need: a 200,000-event
+# merge peaked at 987 MB without these and 757 MB with them.
+LOAD_DUCKDB_CONFIG = {"memory_limit": "256MB", "preserve_insertion_order": False}
 
 
 def make_pipeline(name: str, location: WarehouseLocation | None = None) -> dlt.Pipeline:
@@ -21,6 +24,8 @@ def make_pipeline(name: str, location: WarehouseLocation | None = None) -> dlt.P
     return dlt.pipeline(
         pipeline_name=name,
         pipelines_dir=str(location.pipelines_dir),
-        destination=dlt.destinations.duckdb(str(location.working_db)),
+        destination=dlt.destinations.duckdb(
+            {"database": str(location.working_db), "global_config": LOAD_DUCKDB_CONFIG}
+        ),
         dataset_name=name,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -41,8 +42,32 @@ SOURCES: dict[str, SourceSpec] = {
             "SOURCES__KEEPER_RMD__",
             (("base_url", "https://keepersecurity.com"), ("api_token", "placeholder")),
         ),
+        SourceSpec(
+            "onepassword",
+            "onepassword_events",
+            "pipelines.onepassword_events:onepassword_events",
+            "1Password Events",
+            "SOURCES__ONEPASSWORD_EVENTS__",
+            (("base_url", "https://events.1password.com"), ("token", "placeholder")),
+        ),
     )
 }
+
+
+SOURCES_ENV = "POSTURE_SOURCES"
+
+
+def enabled_sources() -> list[SourceSpec]:
+    """The sources this installation loads: `POSTURE_SOURCES` (comma-separated short names),
+    default all. Dagster's jobs and `posture load all` run these."""
+    wanted = [n.strip() for n in os.environ.get(SOURCES_ENV, "").split(",") if n.strip()]
+    unknown = sorted(set(wanted) - set(SOURCES))
+    if unknown:
+        raise ValueError(
+            f"{SOURCES_ENV} names unknown source(s) {', '.join(unknown)}; "
+            f"known: {', '.join(SOURCES)}"
+        )
+    return [SOURCES[name] for name in wanted] if wanted else list(SOURCES.values())
 
 
 def load(name: str, location: WarehouseLocation, **source_args: Any) -> Any:

@@ -11,6 +11,7 @@ import pytest
 
 from simulators.http import SimulatorServer
 from simulators.keeper_rmd import KeeperRmdSimulator
+from simulators.onepassword_events import FEATURES, OnePasswordEventsSimulator
 from warehouse.location import WarehouseLocation
 
 os.environ.update(
@@ -52,6 +53,27 @@ def keeper_env(
     monkeypatch.setenv("SOURCES__KEEPER_RMD__API_TOKEN", keeper_token)
     monkeypatch.setenv("SOURCES__KEEPER_RMD__TENANT", "acme")
     return keeper
+
+
+@pytest.fixture
+def onepassword_token() -> str:
+    """A random 1Password bearer token."""
+    return f"op-{secrets.token_hex(12)}"
+
+
+@pytest.fixture
+def onepassword_env(
+    monkeypatch: pytest.MonkeyPatch, onepassword_token: str
+) -> Iterator[SimulatorServer]:
+    """A small 1Password account's Events API, with the source configured to read it."""
+    sim = OnePasswordEventsSimulator(
+        seed=5, tokens={onepassword_token: FEATURES}, users=15, history_days=2
+    )
+    with SimulatorServer(sim) as server:
+        monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__BASE_URL", server.url)
+        monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__TOKEN", onepassword_token)
+        monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__TENANT", "acme-op")
+        yield server
 
 
 def files_containing(root: Path, needle: str) -> list[Path]:

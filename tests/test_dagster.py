@@ -37,12 +37,39 @@ def test_definitions_load_with_one_lineage_graph(defs: dg.Definitions):
     published = graph.get(dg.AssetKey("published_warehouse"))
     assert dg.AssetKey(["marts", "fct_keeper_daily_kpis"]) in published.parent_keys
     assert defs.resolve_schedule_def("daily_posture_schedule").cron_schedule == "0 5 * * *"
-    # dbt tests are asset checks.
-    assert any(True for _ in graph.asset_check_keys)
+    assert defs.resolve_schedule_def("event_sources_schedule").cron_schedule == "15 * * * *"
+    events_job = defs.resolve_job_def("event_sources")
+    assert (
+        dg.AssetKey(["onepassword_events", "signin_attempts"])
+        in events_job.asset_layer.selected_asset_keys
+    )
+    assert (
+        dg.AssetKey(["keeper_rmd", "enterprise_stat"])
+        not in events_job.asset_layer.selected_asset_keys
+    )
+    # dbt tests and the freshness of every loaded table are asset checks.
+    check_names = {key.name for key in graph.asset_check_keys}
+    assert any(name.startswith("not_null_") for name in check_names)
+    assert any("freshness" in name for name in check_names)
+
+
+def test_only_the_enabled_sources_are_scheduled(monkeypatch, location):
+    monkeypatch.setenv("POSTURE_SOURCES", "keeper")
+    defs = build_definitions(location)
+    graph = defs.resolve_asset_graph()
+    loaded = {key for key in graph.materializable_asset_keys if len(key.path) == 2}
+    assert dg.AssetKey(["keeper_rmd", "enterprise_stat"]) in loaded
+    assert not any(key.path[0] == "onepassword_events" for key in loaded)
+    assert [job.name for job in defs.jobs] == ["daily_posture"]
 
 
 def test_daily_job_materialises_load_models_checks_and_publish(
-    defs: dg.Definitions, keeper_env: SimulatorServer, location, keeper_token: str
+    defs: dg.Definitions,
+    keeper_env: SimulatorServer,
+    onepassword_env: SimulatorServer,
+    location,
+    keeper_token: str,
+    onepassword_token: str,
 ):
     result = defs.resolve_job_def("daily_posture").execute_in_process(
         instance=dg.DagsterInstance.ephemeral()
@@ -59,7 +86,12 @@ def test_daily_job_materialises_load_models_checks_and_publish(
             "select total_users from marts.fct_keeper_daily_kpis where tenant = 'acme'"
         ).fetchone()
     assert users == keeper_env.simulator.user_count()
+    with duckdb.connect(str(location.published_db), read_only=True) as con:
+        sources = {
+            row[0] for row in con.execute("select source from marts.fct_daily_posture").fetchall()
+        }
+    assert sources == {"keeper", "onepassword"}
     # No token in the warehouse, the pipeline state, or Dagster's event metadata.
-    assert files_containing(location.data_dir, keeper_token) == []
-    for event in result.all_events:
-        assert keeper_token not in str(event)
+    for token in (keeper_token, onepassword_token):
+        assert files_containing(location.data_dir, token) == []
+        assert not any(token in str(event) for event in result.all_events)

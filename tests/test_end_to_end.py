@@ -87,7 +87,8 @@ def test_demo_runs_and_prints_moving_kpis(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "day   4/4" in out.stdout
-    table = out.stdout.split("Keeper KPIs", 1)[1]
-    rows = [line for line in table.splitlines() if line[:4].isdigit()]
-    assert len(rows) == 4
+    keeper = out.stdout.split("Keeper RMD", 1)[1].split("1Password", 1)[0]
+    assert len([line for line in keeper.splitlines() if line[:4].isdigit()]) == 4
+    onepassword = out.stdout.split("1Password", 1)[1]
+    assert any(line[:4].isdigit() for line in onepassword.splitlines())
     assert (tmp_path / "demo" / "published" / "posture.duckdb").exists()

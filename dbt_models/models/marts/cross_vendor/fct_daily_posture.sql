@@ -1,10 +1,8 @@
 -- The wide daily table a BI dashboard reads: one row per source (vendor), tenant and day with
--- the headline KPIs of every vendor.
---
--- Union-ready: each vendor is one CTE producing exactly the columns of `final`, in the same
--- order, with a typed NULL for any KPI the vendor does not have. To add a vendor (Trend Micro
--- Cloud One, 1Password), add its CTE, add its own KPI columns (NULL in the other CTEs) and one
--- more `union all`.
+-- the headline KPIs of every vendor. Each vendor is one CTE naming only its own KPIs; the spine
+-- holds every (source, tenant, day) and each vendor's CTE is joined to its own rows, so a
+-- column is NULL where its vendor does not apply. To add a vendor: its CTE, one line in the
+-- spine, one join and its columns.
 
 with
 
@@ -14,8 +12,6 @@ keeper as (
         'keeper' as source,
         tenant,
         snapshot_date as metric_date,
-
-        -- users
         total_users,
         users_logged_recent,
         login_coverage,
@@ -23,27 +19,89 @@ keeper as (
         vault_adoption,
         dormant_users,
         never_logged_in,
-
-        -- benchmarks
         benchmarks_resolved,
         benchmarks_in_scope,
         benchmark_remediation_rate,
-
-        -- alerts
         alert_occurrences
-
     from {{ ref('fct_keeper_daily_kpis') }}
+
+),
+
+onepassword as (
+
+    select
+        'onepassword' as source,
+        tenant,
+        event_date as metric_date,
+        signin_attempts,
+        signin_failures,
+        signin_failure_rate,
+        distinct_users_signing_in,
+        item_usages,
+        reveals as item_reveals,
+        copies as item_copies,
+        exports as item_exports,
+        shares as item_shares,
+        audit_events as onepassword_audit_events,
+        mfa_disabled,
+        users_suspended,
+        vault_exports
+    from {{ ref('fct_onepassword_daily_kpis') }}
+
+),
+
+spine as (
+
+    select source, tenant, metric_date from keeper
+    union all
+    select source, tenant, metric_date from onepassword
 
 ),
 
 final as (
 
-    select * from keeper
+    select
+        spine.source,
+        spine.tenant,
+        spine.metric_date,
 
-    -- union all
-    -- select * from trend_micro_cloud_one
-    -- union all
-    -- select * from onepassword
+        -- Keeper RMD: users, benchmarks, alerts
+        keeper.total_users,
+        keeper.users_logged_recent,
+        keeper.login_coverage,
+        keeper.users_has_records,
+        keeper.vault_adoption,
+        keeper.dormant_users,
+        keeper.never_logged_in,
+        keeper.benchmarks_resolved,
+        keeper.benchmarks_in_scope,
+        keeper.benchmark_remediation_rate,
+        keeper.alert_occurrences,
+
+        -- 1Password: sign-ins, item usage, sensitive audit actions
+        onepassword.signin_attempts,
+        onepassword.signin_failures,
+        onepassword.signin_failure_rate,
+        onepassword.distinct_users_signing_in,
+        onepassword.item_usages,
+        onepassword.item_reveals,
+        onepassword.item_copies,
+        onepassword.item_exports,
+        onepassword.item_shares,
+        onepassword.onepassword_audit_events,
+        onepassword.mfa_disabled,
+        onepassword.users_suspended,
+        onepassword.vault_exports
+
+    from spine
+    left join keeper
+        on spine.source = keeper.source
+        and spine.tenant = keeper.tenant
+        and spine.metric_date = keeper.metric_date
+    left join onepassword
+        on spine.source = onepassword.source
+        and spine.tenant = onepassword.tenant
+        and spine.metric_date = onepassword.metric_date
 
 )
 

@@ -1,0 +1,134 @@
+-- 1Password's daily KPIs: one row per tenant and UTC day, every day from the account's first
+-- loaded event to its latest load (a quiet day is a row of zeros). Each ratio stands beside its
+-- numerator and denominator.
+
+with
+
+days as (
+
+    select tenant, event_date
+    from {{ ref('int_onepassword__tenant_days') }}
+
+),
+
+signins as (
+
+    select
+        tenant,
+        event_date,
+        count(*) as signin_attempts,
+        -- a failure is any outcome but success; firewall_reported_success went through
+        sum(
+            case when category in ('success', 'firewall_reported_success') then 0 else 1 end
+        ) as signin_failures,
+        count(distinct
+            case
+                when category in ('success', 'firewall_reported_success') then user_uuid
+            end
+        ) as distinct_users_signing_in
+
+    from {{ ref('stg_onepassword__signin_attempts') }}
+    group by tenant, event_date
+
+),
+
+item_usages as (
+
+    select
+        tenant,
+        event_date,
+        count(*) as item_usages,
+        {%- for action, column in [
+            ('reveal', 'reveals'),
+            ('secure-copy', 'copies'),
+            ('export', 'exports'),
+            ('share', 'shares'),
+        ] %}
+        sum(case when action = '{{ action }}' then 1 else 0 end) as {{ column }}
+        {{- "," if not loop.last }}
+        {%- endfor %}
+
+    from {{ ref('stg_onepassword__item_usages') }}
+    group by tenant, event_date
+
+),
+
+audit_events as (
+
+    select
+        tenant,
+        event_date,
+        count(*) as audit_events
+
+    from {{ ref('stg_onepassword__audit_events') }}
+    group by tenant, event_date
+
+),
+
+sensitive as (
+
+    select
+        tenant,
+        event_date,
+        {%- for kind, column in [
+            ('mfa_disabled', 'mfa_disabled'),
+            ('user_suspended', 'users_suspended'),
+            ('vault_export', 'vault_exports'),
+        ] %}
+        sum(case when sensitive_action = '{{ kind }}' then 1 else 0 end) as {{ column }}
+        {{- "," if not loop.last }}
+        {%- endfor %}
+
+    from {{ ref('fct_onepassword_sensitive_actions') }}
+    group by tenant, event_date
+
+),
+
+counts as (
+
+    select
+        days.tenant,
+        days.event_date,
+        coalesce(signins.signin_attempts, 0) as signin_attempts,
+        coalesce(signins.signin_failures, 0) as signin_failures,
+        coalesce(signins.distinct_users_signing_in, 0) as distinct_users_signing_in,
+        coalesce(item_usages.item_usages, 0) as item_usages,
+        coalesce(item_usages.reveals, 0) as reveals,
+        coalesce(item_usages.copies, 0) as copies,
+        coalesce(item_usages.exports, 0) as exports,
+        coalesce(item_usages.shares, 0) as shares,
+        coalesce(audit_events.audit_events, 0) as audit_events,
+        coalesce(sensitive.mfa_disabled, 0) as mfa_disabled,
+        coalesce(sensitive.users_suspended, 0) as users_suspended,
+        coalesce(sensitive.vault_exports, 0) as vault_exports
+
+    from days
+    left join signins
+        on days.tenant = signins.tenant and days.event_date = signins.event_date
+    left join item_usages
+        on days.tenant = item_usages.tenant and days.event_date = item_usages.event_date
+    left join audit_events
+        on days.tenant = audit_events.tenant and days.event_date = audit_events.event_date
+    left join sensitive
+        on days.tenant = sensitive.tenant and days.event_date = sensitive.event_date
+
+)
+
+select
+    tenant,
+    event_date,
+    signin_attempts,
+    signin_failures,
+    {{ ratio('signin_failures', 'signin_attempts') }} as signin_failure_rate,
+    distinct_users_signing_in,
+    item_usages,
+    reveals,
+    copies,
+    exports,
+    shares,
+    audit_events,
+    mfa_disabled,
+    users_suspended,
+    vault_exports
+
+from counts

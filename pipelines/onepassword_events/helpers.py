@@ -1,0 +1,396 @@
+"""1Password Events API HTTP details: the client with its rate limiter, the POST cursor
+paginator, token introspection, and the conversion of a page of items into an Arrow table."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
+from dlt.sources.helpers.rest_client.paginators import BasePaginator
+from requests import PreparedRequest, Request, Response
+from requests.adapters import HTTPAdapter
+
+from pipelines.vendor_http import MalformedResponseError, VendorClient, require
+
+from .settings import ADDED_FIELDS, FIELDS, INTROSPECT, REQUIRED, SECRET_HINT, VENDOR
+
+logger = logging.getLogger(__name__)
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+ARROW_TYPES = {
+    "text": pa.string(),
+    "bigint": pa.int64(),
+    "double": pa.float64(),
+    "timestamp": TIMESTAMP,
+    "date": pa.date32(),
+}
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError)
+_EMPTY: dict[str, Any] = {}
+_naming = NamingConvention()
+
+
+# -- the client -----------------------------------------------------------------------------------
+class SlidingWindowLimiter:
+    """At most `limit` requests in any `window` seconds, for each (limit, window): `acquire`
+    blocks until one more request fits. Thread-safe."""
+
+    MARGIN = 0.05  # seconds added to each wait, for the vendor's clock seeing requests later
+
+    def __init__(
+        self,
+        limits: Sequence[Sequence[float]],
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limits = [(int(limit), float(window)) for limit, window in limits]
+        if any(limit < 1 or window <= 0 for limit, window in self.limits):
+            raise ValueError(f"{VENDOR}: rate limits must be positive (requests, seconds) pairs")
+        self._clock = clock
+        self._sleep = sleep
+        self._sent: deque[float] = deque(maxlen=max((lim for lim, _ in self.limits), default=1))
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Wait until a request fits every window, then count it as sent."""
+        with self._lock:
+            while True:
+                now = self._clock()
+                wait = 0.0
+                for limit, window in self.limits:
+                    if len(self._sent) >= limit:
+                        wait = max(wait, self._sent[-limit] + window + self.MARGIN - now)
+                if wait <= 0:
+                    break
+                if wait >= 1:
+                    logger.info("%s: waiting %.1f s to stay within the rate limits", VENDOR, wait)
+                self._sleep(wait)
+            self._sent.append(now)
+
+
+class RateLimitedAdapter(HTTPAdapter):
+    """A transport adapter that passes every request, retries included, through a limiter."""
+
+    def __init__(self, limiter: SlidingWindowLimiter) -> None:
+        super().__init__()
+        self.limiter = limiter
+
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
+        """Send `request` once the limiter lets it go."""
+        self.limiter.acquire()
+        return super().send(request, *args, **kwargs)
+
+
+def onepassword_client(
+    base_url: str, token: str, rate_limits: Sequence[Sequence[float]]
+) -> VendorClient:
+    """A client sending `Authorization: Bearer <token>`, held under `rate_limits`."""
+    if not token:
+        raise ValueError(f"{VENDOR}: no bearer token configured; set {SECRET_HINT}")
+    client = VendorClient(base_url, BearerTokenAuth(token), VENDOR, SECRET_HINT)
+    adapter = RateLimitedAdapter(SlidingWindowLimiter(rate_limits))
+    client.session.mount("https://", adapter)
+    client.session.mount("http://", adapter)
+    return client
+
+
+# -- protocol -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Introspection:
+    """What `GET /api/v2/auth/introspect` says about the token."""
+
+    features: frozenset[str]
+    account_uuid: str | None
+    server_now: datetime  # the vendor's clock (`Date` header)
+
+
+def introspect(client: VendorClient) -> Introspection:
+    """Ask which features (event types) the token may read, and for which account."""
+    response = client.get(INTROSPECT)
+    body = response.json()
+    features = require(body, "features", list, VENDOR, INTROSPECT)
+    account = body.get("account_uuid")
+    return Introspection(
+        features=frozenset(str(feature).lower() for feature in features),
+        account_uuid=account if isinstance(account, str) and account else None,
+        server_now=server_time(response),
+    )
+
+
+class EventsCursorPaginator(BasePaginator):
+    """1Password's POST cursor protocol: the first body is a reset (`{limit, start_time}`) or a
+    stored `{cursor}`, every later body is `{"cursor": <from the last response>}` only; stop when
+    `has_more` is not true. `cursor` always holds the position to continue from next run."""
+
+    def __init__(self, first_body: dict[str, Any], endpoint: str) -> None:
+        super().__init__()
+        self.first_body = first_body
+        self.endpoint = endpoint
+        self.cursor: str | None = first_body.get("cursor")
+
+    def init_request(self, request: Request) -> None:
+        request.json = dict(self.first_body)
+
+    def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        body = response.json()
+        cursor = require(body, "cursor", str, VENDOR, self.endpoint)
+        has_more = body.get("has_more") is True
+        if has_more and cursor == self.cursor and not page_items(body, self.endpoint):
+            logger.warning(
+                "%s: %s answered has_more with an unchanged cursor and no items; stopping here",
+                VENDOR,
+                self.endpoint,
+            )
+            has_more = False
+        self.cursor = cursor
+        self._has_next_page = has_more
+
+    def update_request(self, request: Request) -> None:
+        request.json = {"cursor": self.cursor}
+
+
+def page_items(body: Any, endpoint: str) -> list[dict[str, Any]]:
+    """The page's `items` (absent or null: none), each an object."""
+    items = body.get("items") if isinstance(body, dict) else None
+    if items is None:
+        return []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise MalformedResponseError(f"{VENDOR}: {endpoint} 'items' is not a list of objects")
+    return items
+
+
+def first_sightings(items: list[dict[str, Any]], seen: set[str]) -> list[dict[str, Any]]:
+    """The items whose `uuid` is not in `seen` (which learns them): an event delivered twice in
+    one run is loaded once. Items without a string `uuid` pass, to be rejected later."""
+    fresh = []
+    for item in items:
+        uuid = item.get("uuid")
+        if isinstance(uuid, str):
+            if uuid in seen:
+                continue
+            seen.add(uuid)
+        fresh.append(item)
+    return fresh
+
+
+def server_time(response: Response) -> datetime:
+    """The response's `Date` header as an aware UTC datetime (the local clock if it is absent)."""
+    header = response.headers.get("Date")
+    if header:
+        try:
+            return parsedate_to_datetime(header).astimezone(UTC)
+        except (TypeError, ValueError):
+            pass
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def rfc3339(moment: datetime) -> str:
+    """`moment` as RFC 3339 UTC to the second, as the reset body takes it."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- items → Arrow --------------------------------------------------------------------------------
+def arrow_schema(table: str, extra: Sequence[pa.Field] = ()) -> pa.Schema:
+    """The Arrow schema of `table`'s contract and added columns, then `extra`."""
+    columns = [(column, kind) for column, _, kind in FIELDS[table]] + list(ADDED_FIELDS)
+    fields = [
+        pa.field(column, ARROW_TYPES[kind], nullable=column not in REQUIRED)
+        for column, kind in columns
+    ]
+    return pa.schema([*fields, *extra])
+
+
+def events_to_arrow(
+    table: str,
+    items: list[dict[str, Any]],
+    *,
+    tenant: str,
+    observed_at: datetime,
+    endpoint: str,
+) -> pa.Table:
+    """One page of items as a typed Arrow table: the documented fields flattened into columns,
+    unknown top-level keys as extra columns (nested ones as JSON text), the item as `raw`."""
+    count = len(items)
+    raws = [orjson.dumps(item) for item in items]
+    try:
+        arrays = _documented_columns_fast(table, raws)
+    except _ARROW_ERRORS:  # a value of an unexpected type: coerce field by field
+        arrays = _documented_columns(table, items)
+    names = [column for column, _, _ in FIELDS[table]]
+    for name in ("uuid", "timestamp"):  # required: the merge key and the day an event counts for
+        missing = arrays[names.index(name)].null_count
+        if missing:
+            raise MalformedResponseError(
+                f"{VENDOR}: {endpoint} returned {missing} item(s) without a valid {name!r}"
+            )
+    timestamps = arrays[names.index("timestamp")]
+    arrays += [
+        pa.repeat(pa.scalar(tenant, pa.string()), count),
+        pc.cast(timestamps, pa.date32()),
+        pa.repeat(pa.scalar(observed_at, TIMESTAMP), count),
+        pa.array(raws, pa.binary()).cast(pa.string()),
+    ]
+    extra_fields, extra_arrays = _unknown_columns(table, items)
+    schema = arrow_schema(table, extra_fields)
+    return pa.Table.from_arrays([*arrays, *extra_arrays], schema=schema)
+
+
+def _nested_schema(table: str) -> pa.Schema:
+    """The documented fields of `table` as the items nest them (what the JSON reader expects)."""
+    top: dict[str, Any] = {}
+    for _, path, kind in FIELDS[table]:
+        head, _, key = path.partition(".")
+        if key:
+            top.setdefault(head, []).append(pa.field(key, ARROW_TYPES[kind]))
+        else:
+            top[head] = ARROW_TYPES[kind]
+    return pa.schema(
+        [(name, pa.struct(kind) if isinstance(kind, list) else kind) for name, kind in top.items()]
+    )
+
+
+_JSON_OPTIONS = {
+    table: pajson.ParseOptions(
+        explicit_schema=_nested_schema(table), unexpected_field_behavior="ignore"
+    )
+    for table in FIELDS
+}
+
+
+def _documented_columns_fast(table: str, raws: list[bytes]) -> list[pa.Array]:
+    """The documented columns parsed by Arrow's JSON reader from the items' JSON (one a line);
+    raises an Arrow error when a value does not have the documented type."""
+    data = b"\n".join(raws)
+    options = pajson.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data) + 1))
+    parsed = pajson.read_json(pa.BufferReader(data), options, _JSON_OPTIONS[table]).flatten()
+    return [parsed.column(path).combine_chunks() for _, path, _ in FIELDS[table]]
+
+
+def _documented_columns(table: str, items: list[dict[str, Any]]) -> list[pa.Array]:
+    """The documented columns extracted in Python, each value coerced to its column's type."""
+    nested: dict[str, list[dict[str, Any]]] = {}
+
+    def values(path: str) -> list[Any]:
+        head, _, key = path.partition(".")
+        if not key:
+            return [item.get(head) for item in items]
+        if head not in nested:
+            nested[head] = [_as_dict(item.get(head)) for item in items]
+        return [parent.get(key) for parent in nested[head]]
+
+    return [_to_array(values(path), kind) for _, path, kind in FIELDS[table]]
+
+
+def combine(tables: list[pa.Table]) -> pa.Table | list[pa.Table]:
+    """The pages' tables as one (columns only some pages have are null elsewhere), or the list
+    as it is when an unknown column changed type between pages."""
+    try:
+        return pa.concat_tables(tables, promote_options="default")
+    except _ARROW_ERRORS:
+        return tables
+
+
+def empty_events_table(table: str) -> pa.Table:
+    """A table with `table`'s columns and no rows: loading it creates the table."""
+    return arrow_schema(table).empty_table()
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else _EMPTY
+
+
+def _to_array(values: list[Any], kind: str) -> pa.Array:
+    """`values` as an Arrow array of `kind`; values of another type are coerced, or left null
+    when they cannot be (the item's `raw` keeps them)."""
+    if kind == "timestamp":
+        return _timestamps(values)
+    try:
+        return pa.array(values, ARROW_TYPES[kind])
+    except _ARROW_ERRORS:
+        coerce = {"text": _text, "bigint": _integer, "double": _number}[kind]
+        return pa.array([coerce(value) for value in values], ARROW_TYPES[kind])
+
+
+def _timestamps(values: list[Any]) -> pa.Array:
+    texts = _to_array(values, "text")
+    for unit in ("us", "ns"):  # nanosecond precision parses as ns, then truncates to us
+        try:
+            return pc.cast(pc.cast(texts, pa.timestamp(unit, tz="UTC")), TIMESTAMP, safe=False)
+        except _ARROW_ERRORS:
+            continue
+    return pa.array([_parse_timestamp(value) for value in texts.to_pylist()], TIMESTAMP)
+
+
+def _parse_timestamp(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return value if isinstance(value, int) and -(2**63) <= value < 2**63 else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _unknown_columns(table: str, items: list[dict[str, Any]]) -> tuple[list, list]:
+    """Fields and arrays for top-level keys the contract does not name: scalars keep their
+    type, objects and lists (and mixed types) become JSON text."""
+    known = {path.partition(".")[0] for _, path, _ in FIELDS[table]}
+    taken = {column for column, _, _ in FIELDS[table]} | {c for c, _ in ADDED_FIELDS}
+    taken.update(("_dlt_load_id", "_dlt_id"))  # dlt adds these (see pipelines/pipeline.py)
+    keys: set[str] = set()
+    for item in items:
+        keys.update(item)
+    fields, arrays = [], []
+    for key in sorted(keys - known):
+        column = _naming.normalize_identifier(key)
+        values = [item.get(key) for item in items]
+        if column in taken or all(value is None for value in values):
+            continue  # kept in `raw` only
+        taken.add(column)
+        if any(isinstance(value, dict | list) for value in values):
+            array = pa.array([_text(value) for value in values], pa.string())
+        else:
+            try:
+                array = pa.array(values)
+            except _ARROW_ERRORS:
+                array = pa.array([_text(value) for value in values], pa.string())
+        fields.append(pa.field(column, array.type))
+        arrays.append(array)
+    return fields, arrays

@@ -1,0 +1,333 @@
+"""The 1Password Events dlt source against the simulator over real HTTP, into a real DuckDB file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cli.steps import transform
+from pipelines.onepassword_events.helpers import SlidingWindowLimiter
+from pipelines.registry import load
+from pipelines.vendor_http import MalformedResponseError, VendorHTTPError, find_vendor_error
+from simulators.http import SimulatorServer
+from simulators.onepassword_events import EXTRA_FIELD, FEATURES, OnePasswordEventsSimulator
+from tests.conftest import files_containing, query
+from warehouse.location import WarehouseLocation
+
+ROOT = Path(__file__).resolve().parent.parent
+TABLES = {
+    "signin_attempts": "signinattempts",
+    "item_usages": "itemusages",
+    "audit_events": "auditevents",
+}
+ACCOUNT = "OPTESTACCOUNT0000000000000"
+
+
+@pytest.fixture
+def token() -> str:
+    """A fake, random token (all features), so a grep for it means something."""
+    return f"op-test-{secrets.token_hex(12)}"
+
+
+@pytest.fixture
+def scoped_token() -> str:
+    """A fake token without the `itemusages` feature."""
+    return f"op-scoped-{secrets.token_hex(12)}"
+
+
+@pytest.fixture
+def sim(token: str, scoped_token: str) -> OnePasswordEventsSimulator:
+    """A small account: three days of history, a few hundred events a day."""
+    return OnePasswordEventsSimulator(
+        account_uuid=ACCOUNT,
+        seed=5,
+        tokens={token: FEATURES, scoped_token: ("signinattempts", "auditevents")},
+        users=20,
+        events_per_day={"signinattempts": 200, "itemusages": 400, "auditevents": 60},
+        history_days=3,
+    )
+
+
+@pytest.fixture
+def server(
+    sim: OnePasswordEventsSimulator, token: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[SimulatorServer]:
+    """The simulator on an ephemeral port; the source configured through the environment."""
+    with SimulatorServer(sim) as running:
+        monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__BASE_URL", running.url)
+        monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__TOKEN", token)
+        monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__PAGE_LIMIT", "100")
+        yield running
+
+
+def stored(location: WarehouseLocation, table: str) -> list[str]:
+    """Every stored uuid of `table` (repeats included)."""
+    return [uuid for (uuid,) in query(location, f"select uuid from onepassword_events.{table}")]
+
+
+def assert_exactly_the_visible_events(location: WarehouseLocation, sim) -> None:
+    """Each table holds every event the vendor shows now, each exactly once."""
+    for table, feature in TABLES.items():
+        uuids = stored(location, table)
+        assert len(uuids) == len(set(uuids)), f"{table} holds an event twice"
+        assert set(uuids) == set(sim.visible_uuids(feature)), table
+
+
+def test_first_run_loads_every_event_and_a_second_run_adds_nothing(server, location):
+    sim = server.simulator
+    load("onepassword", location)
+    assert_exactly_the_visible_events(location, sim)
+    tenants = query(location, "select distinct tenant from onepassword_events.signin_attempts")
+    assert tenants == [(ACCOUNT,)]
+    (row,) = query(
+        location,
+        "select target_user_email, client_ip_address, location_country, category, event_date,"
+        " raw from onepassword_events.signin_attempts order by timestamp limit 1",
+    )
+    assert all(value is not None for value in row[:5])
+    assert row[5].startswith("{") and '"target_user"' in row[5]
+    (audit,) = query(
+        location,
+        "select count(*) from onepassword_events.audit_events"
+        " where actor_email is null or object_type is null or session_uuid is null",
+    )
+    assert audit == (0,)
+    before = query(
+        location, "select count(*), max(_dlt_load_id) from onepassword_events.item_usages"
+    )
+
+    load("onepassword", location)  # nothing new at the vendor
+
+    assert (
+        query(location, "select count(*), max(_dlt_load_id) from onepassword_events.item_usages")
+        == before
+    )
+    assert_exactly_the_visible_events(location, sim)
+
+
+def test_a_late_event_is_loaded_by_the_next_run(server, location):
+    sim = server.simulator
+    late = sim.add_event(
+        "signinattempts",
+        timestamp=sim.now - timedelta(minutes=10),
+        visible_after=timedelta(minutes=20),
+        category="mfa_failed",
+    )
+    load("onepassword", location)
+    assert late not in stored(location, "signin_attempts")
+    ((newest,),) = query(location, "select max(timestamp) from onepassword_events.signin_attempts")
+
+    seen_before = {table: set(stored(location, table)) for table in TABLES}
+    sim.advance(hours=1)
+    load("onepassword", location)
+
+    # The second run continued from its cursors: it loaded only what became visible since.
+    for table, feature in TABLES.items():
+        ((last_load,),) = query(
+            location, f"select max(_dlt_load_id) from onepassword_events.{table}"
+        )
+        fresh = query(
+            location,
+            f"select uuid from onepassword_events.{table} where _dlt_load_id = '{last_load}'",
+        )
+        assert {uuid for (uuid,) in fresh} == set(sim.visible_uuids(feature)) - seen_before[table]
+    ((stamp, category),) = query(
+        location,
+        f"select timestamp, category from onepassword_events.signin_attempts where uuid = '{late}'",
+    )
+    # Older than events the first run already had: a client polling "since the newest
+    # timestamp I have" would never ask for it.
+    assert stamp < newest and category == "mfa_failed"
+    assert_exactly_the_visible_events(location, sim)
+
+
+def test_a_token_without_itemusages_loads_the_other_two_and_says_so(
+    server, location, scoped_token, monkeypatch, caplog
+):
+    monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__TOKEN", scoped_token)
+    with caplog.at_level(logging.WARNING, logger="pipelines.onepassword_events"):
+        load("onepassword", location)
+    skipped = [r.getMessage() for r in caplog.records if "item_usages" in r.getMessage()]
+    assert len(skipped) == 1 and "itemusages" in skipped[0] and "1Password" in skipped[0]
+    sim = server.simulator
+    for table in ("signin_attempts", "audit_events"):
+        assert set(stored(location, table)) == set(sim.visible_uuids(TABLES[table]))
+    # The table exists, empty, with its columns: models built on it keep working.
+    assert stored(location, "item_usages") == []
+    columns = {
+        name
+        for (name,) in query(
+            location,
+            "select column_name from information_schema.columns"
+            " where table_schema = 'onepassword_events' and table_name = 'item_usages'",
+        )
+    }
+    assert {"uuid", "vault_uuid", "action", "user_email", "event_date", "raw"} <= columns
+
+
+def test_a_run_killed_in_the_middle_and_run_again_leaves_every_event_once(server, location):
+    sim = server.simulator
+    load("onepassword", location)
+    sim.advance(days=1)
+    sim.faults.update(slow_seconds=0.15)
+    code = (
+        "from pipelines.onepassword_events import onepassword_events\n"
+        "from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline\n"
+        "from warehouse.location import WarehouseLocation\n"
+        "from pathlib import Path\n"
+        f"location = WarehouseLocation(Path({str(location.data_dir)!r}))\n"
+        "pipeline = make_pipeline('onepassword_events', location)\n"
+        "pipeline.run(onepassword_events(page_limit=10), loader_file_format=LOADER_FILE_FORMAT)\n"
+    )
+    served = sim.requests_served
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ))
+    deadline = time.monotonic() + 60
+    while sim.requests_served < served + 8 and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child.poll() is None, "the run finished before it could be killed"
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    sim.faults.update(slow_seconds=0)
+
+    load("onepassword", location)
+
+    assert_exactly_the_visible_events(location, sim)
+
+
+def test_429_is_waited_out(server, location):
+    sim = server.simulator
+    sim.faults.update(burst_429_next=3, retry_after_seconds=0.05)
+    load("onepassword", location)
+    assert sim.faults.burst_429_next == 0
+    assert_exactly_the_visible_events(location, sim)
+
+
+def test_the_client_stays_within_a_lowered_rate_limit(server, location, tmp_path):
+    sim = server.simulator
+    sim.rate_limits = ((5, 0.5),)
+    load("onepassword", location, rate_limits=[(5, 0.5)])
+    assert sim.rate_limited == 0 and sim.requests_served > 10
+    assert_exactly_the_visible_events(location, sim)
+    # Control: a client that ignores the limit does meet 429s (and waits them out).
+    load("onepassword", WarehouseLocation(tmp_path / "other").ensure(), rate_limits=[(1000, 0.5)])
+    assert sim.rate_limited > 0
+
+
+def test_the_limiter_waits_for_the_oldest_request_to_leave_the_window():
+    now = [100.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    limiter = SlidingWindowLimiter([(3, 10.0), (5, 60.0)], clock=lambda: now[0], sleep=sleep)
+    for _ in range(3):
+        limiter.acquire()
+    assert waits == []
+    limiter.acquire()  # the 4th within 10 s waits for the 1st to be 10 s old
+    assert waits == [pytest.approx(10.0 + limiter.MARGIN)]
+    limiter.acquire()
+    limiter.acquire()  # the 6th within 60 s waits for the 1st to be 60 s old
+    assert now[0] == pytest.approx(160.0 + limiter.MARGIN)
+
+
+def test_a_revoked_token_fails_clearly_without_showing_the_token(server, location, token, caplog):
+    sim = server.simulator
+    load("onepassword", location)
+    before = {table: sorted(stored(location, table)) for table in TABLES}
+    sim.revoke(token)
+    sim.advance(hours=2)
+
+    with caplog.at_level(logging.DEBUG), pytest.raises(Exception) as failed:
+        load("onepassword", location)
+
+    error = find_vendor_error(failed.value)
+    assert isinstance(error, VendorHTTPError)
+    assert "1Password" in str(error) and "401" in str(error) and "auth/introspect" in str(error)
+    assert "SOURCES__ONEPASSWORD_EVENTS__TOKEN" in str(error)
+    shown = "".join(traceback.format_exception(failed.value)) + caplog.text
+    assert token not in shown
+    assert files_containing(location.data_dir, token) == []
+    assert {table: sorted(stored(location, table)) for table in TABLES} == before
+
+
+def test_malformed_json_mid_run_fails_naming_the_endpoint_and_changes_nothing(server, location):
+    sim = server.simulator
+    load("onepassword", location)
+    before = {table: sorted(stored(location, table)) for table in TABLES}
+    sim.advance(hours=12)
+    sim.faults.update(malformed_next=1, path_contains="/api/v2/itemusages")
+
+    with pytest.raises(Exception) as failed:
+        load("onepassword", location)
+
+    error = find_vendor_error(failed.value)
+    assert isinstance(error, MalformedResponseError)
+    assert "1Password" in str(error) and "/api/v2/itemusages" in str(error)
+    assert {table: sorted(stored(location, table)) for table in TABLES} == before
+    load("onepassword", location)  # the next run picks up from the last good cursor
+    assert_exactly_the_visible_events(location, sim)
+
+
+def test_an_unknown_field_becomes_a_column(server, location):
+    sim = server.simulator
+    sim.faults.update(extra_field=True)
+    load("onepassword", location)
+    for table in TABLES:
+        rows = query(location, f"select {EXTRA_FIELD}, raw from onepassword_events.{table}")
+        assert rows and all(value is not None and EXTRA_FIELD in raw for value, raw in rows)
+
+
+def test_values_of_unexpected_types_are_coerced_and_kept_in_raw(server, location):
+    sim = server.simulator
+    odd = sim.add_event(
+        "itemusages", used_version="7", location="unknown", risk={"score": 3, "why": ["ip"]}
+    )
+    load("onepassword", location)
+    ((version, city, risk, raw),) = query(
+        location,
+        "select used_version, location_city, risk, raw from onepassword_events.item_usages"
+        f" where uuid = '{odd}'",
+    )
+    assert version == 7 and city is None
+    assert risk == '{"score":3,"why":["ip"]}'  # a nested unknown key becomes JSON text
+    assert '"location":"unknown"' in raw
+    assert_exactly_the_visible_events(location, sim)
+
+
+def test_absent_optional_fields_load_as_nulls(server, location):
+    sim = server.simulator
+    sim.faults.update(drop_optional=True)
+    load("onepassword", location)
+    assert_exactly_the_visible_events(location, sim)
+    ((missing,),) = query(
+        location, "select count(*) from onepassword_events.audit_events where aux_uuid is not null"
+    )
+    assert missing == 0
+
+
+@pytest.mark.slow
+def test_dbt_builds_the_models_even_without_item_usages(
+    server, location, scoped_token, monkeypatch
+):
+    monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__TOKEN", scoped_token)
+    load("onepassword", location)
+    transform(location, quiet=True)  # the whole project: Keeper's tables were never loaded
+    (kpis,) = query(
+        location,
+        "select count(*), sum(item_usages), sum(signin_attempts)"
+        " from marts.fct_onepassword_daily_kpis",
+    )
+    assert kpis[0] > 0 and kpis[1] == 0 and kpis[2] > 0
