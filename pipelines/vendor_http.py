@@ -8,6 +8,8 @@ failed and why, without ever echoing a credential, and parses each body once wit
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -114,6 +116,18 @@ def require_records(payload: Any, key: str, vendor: str, endpoint: str) -> list[
     if not all(isinstance(row, dict) for row in rows):
         raise MalformedResponseError(f"{vendor}: {endpoint} {key!r} holds a non-object item")
     return rows
+
+
+def server_time(response: Response) -> datetime:
+    """The response's `Date` header as an aware UTC datetime: the vendor's clock is the clock of
+    record for when something was observed (the local clock only if the header is absent)."""
+    header = response.headers.get("Date")
+    if header:
+        try:
+            return parsedate_to_datetime(header).astimezone(UTC)
+        except (TypeError, ValueError):
+            pass
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def find_vendor_error(exc: BaseException) -> VendorError | None:

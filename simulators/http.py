@@ -33,7 +33,7 @@ class Faults:
 
     error_rate: float = 0.0  # share of requests answered 500
     burst_429_next: int = 0  # the next N requests are answered 429 with Retry-After
-    retry_after_seconds: float = 0.05  # Retry-After sent with 429 (seconds, may be fractional)
+    retry_after_seconds: int = 1  # Retry-After sent with 429, whole seconds as HTTP defines it
     malformed_next: int = 0  # the next N successful responses have a truncated JSON body
     path_contains: str = ""  # counters above only count requests whose path contains this
     slow_seconds: float = 0.0  # delay before every response
@@ -147,7 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
                 response = Response(
                     429,
                     {"status": 429, "message": "Too Many Requests"},
-                    {"Retry-After": f"{faults.retry_after_seconds:g}"},
+                    {"Retry-After": str(faults.retry_after_seconds)},
                 )
                 self._send(response, malformed=False, now=sim.now)
                 return

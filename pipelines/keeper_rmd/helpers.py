@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests import Request, Response
 
-from pipelines.vendor_http import MalformedResponseError, VendorClient
+from pipelines.vendor_http import MalformedResponseError, VendorClient, server_time
 
 from .settings import SECRET_HINT, VENDOR
 
@@ -67,17 +66,6 @@ class Observation:
         """The UTC day of the observation."""
         assert self.observed_at is not None
         return self.observed_at.date()
-
-
-def server_time(response: Response) -> datetime:
-    """The response's `Date` header as an aware UTC datetime (the local clock if it is absent)."""
-    header = response.headers.get("Date")
-    if header:
-        try:
-            return parsedate_to_datetime(header).astimezone(UTC)
-        except (TypeError, ValueError):
-            pass
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 def parse_keeper_time(value: Any, field: str, endpoint: str) -> datetime | None:

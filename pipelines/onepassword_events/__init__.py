@@ -25,6 +25,8 @@ import dlt
 import pyarrow as pa
 from dlt.sources import DltResource
 
+from pipelines.vendor_http import server_time
+
 from .helpers import (
     EventsCursorPaginator,
     Introspection,
@@ -36,7 +38,6 @@ from .helpers import (
     onepassword_client,
     page_items,
     rfc3339,
-    server_time,
 )
 from .settings import (
     BATCH_ROWS,

@@ -10,7 +10,6 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import orjson
@@ -23,7 +22,7 @@ from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests import PreparedRequest, Request, Response
 from requests.adapters import HTTPAdapter
 
-from pipelines.vendor_http import MalformedResponseError, VendorClient, require
+from pipelines.vendor_http import MalformedResponseError, VendorClient, require, server_time
 
 from .settings import ADDED_FIELDS, FIELDS, INTROSPECT, REQUIRED, SECRET_HINT, VENDOR
 
@@ -183,17 +182,6 @@ def first_sightings(items: list[dict[str, Any]], seen: set[str]) -> list[dict[st
             seen.add(uuid)
         fresh.append(item)
     return fresh
-
-
-def server_time(response: Response) -> datetime:
-    """The response's `Date` header as an aware UTC datetime (the local clock if it is absent)."""
-    header = response.headers.get("Date")
-    if header:
-        try:
-            return parsedate_to_datetime(header).astimezone(UTC)
-        except (TypeError, ValueError):
-            pass
-    return datetime.now(UTC).replace(microsecond=0)
 
 
 def rfc3339(moment: datetime) -> str:
