@@ -32,7 +32,7 @@ def build_dlt_assets(spec: SourceSpec, location: WarehouseLocation) -> dg.Assets
 
     @dlt_assets(
         dlt_source=placeholder,
-        dlt_pipeline=make_pipeline(spec.pipeline_name, location),
+        dlt_pipeline=make_pipeline(spec.pipeline_name, location, spec.row_ids),
         name=spec.pipeline_name,
         dagster_dlt_translator=WarehouseDltTranslator(),
     )

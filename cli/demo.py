@@ -37,6 +37,14 @@ def _keeper(users: int, seed: int, token: str) -> Any:
     return KeeperRmdSimulator(users=users, seed=seed, tokens=(token,))
 
 
+def _trend(users: int, seed: int, token: str) -> Any:
+    from simulators.trend_audit import TrendAuditSimulator
+
+    return TrendAuditSimulator(
+        accounts=("310442718012", "529901334417"), seed=seed, api_keys={token: None}
+    )
+
+
 def _onepassword(users: int, seed: int, token: str) -> Any:
     from simulators.onepassword_events import FEATURES, OnePasswordEventsSimulator
 
@@ -52,6 +60,14 @@ DEMO_VENDORS = (
             "SOURCES__KEEPER_RMD__BASE_URL": url,
             "SOURCES__KEEPER_RMD__API_TOKEN": token,
             "SOURCES__KEEPER_RMD__TENANT": "acme-keeper",
+        },
+    ),
+    DemoVendor(
+        "trend",
+        _trend,
+        lambda url, token: {
+            "SOURCES__TREND_AUDIT__BASE_URL": url,
+            "SOURCES__TREND_AUDIT__API_KEY": token,
         },
     ),
     DemoVendor(

@@ -14,7 +14,11 @@ from typing import Any
 from warehouse.location import DATA_DIR_ENV, current_location
 
 BENCHMARK_STATUSES = ("RESOLVED", "UNRESOLVED", "IGNORED")
-SOURCE_NAMES = ("keeper", "onepassword")  # pipelines.registry.SOURCES, without importing it
+SOURCE_NAMES = (
+    "keeper",
+    "trend",
+    "onepassword",
+)  # pipelines.registry.SOURCES, without importing it
 
 
 class UsageError(Exception):

@@ -19,6 +19,13 @@ KPI_VIEWS = {
         "total_users, login_coverage, vault_adoption, dormant_users, never_logged_in, "
         "benchmark_remediation_rate as remediation, alert_occurrences as alerts_30d",
     ),
+    "trend": (
+        "Trend Micro Cloud One",
+        "trend_events as events, trend_sign_ins as sign_ins, "
+        "trend_principals_signing_in as principals, trend_api_keys_created as keys_created, "
+        "trend_api_keys_deleted as keys_deleted, trend_api_keys_alive as keys_alive, "
+        "trend_privileged_changes as privileged",
+    ),
     "onepassword": (
         "1Password",
         "signin_attempts as signins, signin_failure_rate as failure_rate, "

@@ -24,6 +24,7 @@ class SourceSpec:
     # Arguments that build the source without config, only to list its resources (Dagster
     # needs them at definition time; no request is made and no secret is read).
     placeholder_args: tuple[tuple[str, str], ...] = ()
+    row_ids: bool = False  # add `_dlt_id` to every row (tables without a natural key)
 
     def source_factory(self) -> Callable[..., Any]:
         """The dlt source function (imported on demand: dlt is slow to import)."""
@@ -41,6 +42,18 @@ SOURCES: dict[str, SourceSpec] = {
             "Keeper RMD",
             "SOURCES__KEEPER_RMD__",
             (("base_url", "https://keepersecurity.com"), ("api_token", "placeholder")),
+            row_ids=True,  # alert detail rows have no key of their own
+        ),
+        SourceSpec(
+            "trend",
+            "trend_audit",
+            "pipelines.trend_audit:trend_audit",
+            "Trend Micro Cloud One",
+            "SOURCES__TREND_AUDIT__",
+            (
+                ("base_url", "https://audit.us-1.cloudone.trendmicro.com"),
+                ("api_key", "placeholder"),
+            ),
         ),
         SourceSpec(
             "onepassword",
@@ -76,7 +89,7 @@ def load(name: str, location: WarehouseLocation, **source_args: Any) -> Any:
     A failed run leaves no half-extracted package behind, so the next run starts clean and the
     warehouse holds exactly what it held before the failure."""
     spec = SOURCES[name]
-    pipeline = make_pipeline(spec.pipeline_name, location)
+    pipeline = make_pipeline(spec.pipeline_name, location, spec.row_ids)
     pipeline.abort_packages()
     info = pipeline.run(spec.source_factory()(**source_args), loader_file_format=LOADER_FILE_FORMAT)
     info.raise_on_failed_jobs()

@@ -12,6 +12,7 @@ import pytest
 from simulators.http import SimulatorServer
 from simulators.keeper_rmd import KeeperRmdSimulator
 from simulators.onepassword_events import FEATURES, OnePasswordEventsSimulator
+from simulators.trend_audit import TrendAuditSimulator
 from warehouse.location import WarehouseLocation
 
 os.environ.update(
@@ -73,6 +74,22 @@ def onepassword_env(
         monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__BASE_URL", server.url)
         monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__TOKEN", onepassword_token)
         monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__TENANT", "acme-op")
+        yield server
+
+
+@pytest.fixture
+def trend_key() -> str:
+    """A random Trend Micro Cloud One API key."""
+    return f"tk-{secrets.token_hex(12)}"
+
+
+@pytest.fixture
+def trend_env(monkeypatch: pytest.MonkeyPatch, trend_key: str) -> Iterator[SimulatorServer]:
+    """A Cloud One account's audit log, with the source configured to read it."""
+    sim = TrendAuditSimulator(seed=5, api_keys={trend_key: None}, history_days=3)
+    with SimulatorServer(sim) as server:
+        monkeypatch.setenv("SOURCES__TREND_AUDIT__BASE_URL", server.url)
+        monkeypatch.setenv("SOURCES__TREND_AUDIT__API_KEY", trend_key)
         yield server
 
 

@@ -67,9 +67,11 @@ def test_daily_job_materialises_load_models_checks_and_publish(
     defs: dg.Definitions,
     keeper_env: SimulatorServer,
     onepassword_env: SimulatorServer,
+    trend_env: SimulatorServer,
     location,
     keeper_token: str,
     onepassword_token: str,
+    trend_key: str,
 ):
     result = defs.resolve_job_def("daily_posture").execute_in_process(
         instance=dg.DagsterInstance.ephemeral()
@@ -90,8 +92,8 @@ def test_daily_job_materialises_load_models_checks_and_publish(
         sources = {
             row[0] for row in con.execute("select source from marts.fct_daily_posture").fetchall()
         }
-    assert sources == {"keeper", "onepassword"}
+    assert sources == {"keeper", "trend", "onepassword"}
     # No token in the warehouse, the pipeline state, or Dagster's event metadata.
-    for token in (keeper_token, onepassword_token):
+    for token in (keeper_token, onepassword_token, trend_key):
         assert files_containing(location.data_dir, token) == []
         assert not any(token in str(event) for event in result.all_events)

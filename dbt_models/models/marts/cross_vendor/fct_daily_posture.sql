@@ -27,6 +27,25 @@ keeper as (
 
 ),
 
+trend as (
+
+    select
+        'trend' as source,
+        tenant,
+        event_date as metric_date,
+        events_total as trend_events,
+        sign_ins as trend_sign_ins,
+        distinct_principals_signing_in as trend_principals_signing_in,
+        api_keys_created as trend_api_keys_created,
+        api_keys_deleted as trend_api_keys_deleted,
+        api_keys_alive as trend_api_keys_alive,
+        invitations as trend_invitations,
+        role_changes as trend_role_changes,
+        privileged_changes as trend_privileged_changes
+    from {{ ref('fct_trend_daily_kpis') }}
+
+),
+
 onepassword as (
 
     select
@@ -54,6 +73,8 @@ spine as (
 
     select source, tenant, metric_date from keeper
     union all
+    select source, tenant, metric_date from trend
+    union all
     select source, tenant, metric_date from onepassword
 
 ),
@@ -78,6 +99,17 @@ final as (
         keeper.benchmark_remediation_rate,
         keeper.alert_occurrences,
 
+        -- Trend Micro Cloud One: audit events, sign-ins, API keys, privileged changes
+        trend.trend_events,
+        trend.trend_sign_ins,
+        trend.trend_principals_signing_in,
+        trend.trend_api_keys_created,
+        trend.trend_api_keys_deleted,
+        trend.trend_api_keys_alive,
+        trend.trend_invitations,
+        trend.trend_role_changes,
+        trend.trend_privileged_changes,
+
         -- 1Password: sign-ins, item usage, sensitive audit actions
         onepassword.signin_attempts,
         onepassword.signin_failures,
@@ -98,6 +130,10 @@ final as (
         on spine.source = keeper.source
         and spine.tenant = keeper.tenant
         and spine.metric_date = keeper.metric_date
+    left join trend
+        on spine.source = trend.source
+        and spine.tenant = trend.tenant
+        and spine.metric_date = trend.metric_date
     left join onepassword
         on spine.source = onepassword.source
         and spine.tenant = onepassword.tenant

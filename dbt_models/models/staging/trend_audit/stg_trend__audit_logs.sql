@@ -1,0 +1,47 @@
+with
+
+source as (
+
+    {{ source_or_empty('trend_audit', 'audit_logs') }}
+
+),
+
+renamed as (
+
+    select
+
+        ----------  keys
+        cast(tenant as {{ dbt.type_string() }}) as tenant,
+        cast(id as {{ dbt.type_string() }}) as event_id,
+
+        ---------- the event
+        cast(type as {{ dbt.type_string() }}) as event_type,
+        cast(description as {{ dbt.type_string() }}) as event_description,
+        cast(account_id as {{ dbt.type_string() }}) as account_id,
+
+        ---------- who acted
+        cast(principal_urn as {{ dbt.type_string() }}) as principal_urn,
+        cast(principal_type as {{ dbt.type_string() }}) as principal_type,
+        cast(principal_id as {{ dbt.type_string() }}) as principal_id,
+
+        ---------- which API key (apiKey events)
+        cast(api_key_id as {{ dbt.type_string() }}) as api_key_id,
+        cast(api_key_name as {{ dbt.type_string() }}) as api_key_name,
+
+        ---------- as sent (JSON text)
+        cast(details as {{ dbt.type_string() }}) as details_json,
+        cast(raw as {{ dbt.type_string() }}) as raw_json,
+
+        ---------- dates and timestamps
+        {{ adapter.quote('time') }} as event_at,
+        cast(event_date as date) as event_date,
+        observed_at,
+
+        ---------- lineage
+        cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
+
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,445 @@
+"""The Trend Micro Cloud One audit log source against the simulator over real HTTP, into a real
+DuckDB file: every event exactly once, incremental runs, faults, orders and several accounts."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from cli.steps import transform
+from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline
+from pipelines.trend_audit import trend_audit
+from pipelines.trend_audit.helpers import OrderWatch, api_key_fields, base_url_for, principal_parts
+from pipelines.vendor_http import MalformedResponseError, VendorHTTPError, find_vendor_error
+from simulators.http import Request, Response, SimulatorServer
+from simulators.trend_audit import EVENT_TYPES, TrendAuditSimulator
+from tests.conftest import files_containing, query
+from warehouse.location import WarehouseLocation
+
+ACCOUNT = "310442718012"
+OTHER_ACCOUNT = "529901334417"
+BUSINESS_COLUMNS = (
+    "tenant, id, time, event_date, type, description, account_id, principal_urn, "
+    "principal_type, principal_id, api_key_id, api_key_name, details, raw"
+)
+
+
+def simulator(key: str, kind: type = TrendAuditSimulator, **options) -> TrendAuditSimulator:
+    """A week of history at 400 events a day (2,800 events, 112 pages) unless told otherwise."""
+    options = {"events_per_day": 400, "history_days": 7, "seed": 5, **options}
+    options.setdefault("api_keys", {key: None})
+    return kind(**options)
+
+
+@pytest.fixture
+def trend(trend_key: str) -> Iterator[SimulatorServer]:
+    """The simulator, newest first, on an ephemeral loopback port."""
+    with SimulatorServer(simulator(trend_key)) as server:
+        yield server
+
+
+def load(location: WarehouseLocation, server: SimulatorServer, key: str, **args) -> int:
+    """Run the source's pipeline once; returns how many requests the run made."""
+    before = server.simulator.requests_served
+    pipeline = make_pipeline("trend_audit", location)
+    source = trend_audit(base_url=server.url, api_key=key, **args)
+    pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT).raise_on_failed_jobs()
+    return server.simulator.requests_served - before
+
+
+def table(location: WarehouseLocation) -> list[tuple]:
+    """The business columns of every loaded event, sorted."""
+    return query(location, f"select {BUSINESS_COLUMNS} from trend_audit.audit_logs order by 1, 2")
+
+
+def loaded_ids(location: WarehouseLocation) -> list[tuple[str, str]]:
+    """(tenant, id) of every row, sorted, duplicates kept."""
+    return query(location, "select tenant, id from trend_audit.audit_logs order by 1, 2")
+
+
+def expected_ids(sim: TrendAuditSimulator, account: str | None = None) -> list[tuple[str, str]]:
+    """(account, id) of every event the simulator's log holds now, sorted."""
+    return sorted((e["accountID"], e["id"]) for e in sim.retained_events(account))
+
+
+def full_walk(sim: TrendAuditSimulator, account: str | None = None) -> int:
+    """Requests of a walk over the whole log, 25 logs a page."""
+    return max(1, math.ceil(len(sim.retained_events(account)) / 25))
+
+
+def test_first_load_takes_every_page(trend: SimulatorServer, location, trend_key: str):
+    sim = trend.simulator
+    requests_made = load(location, trend, trend_key)
+    assert requests_made == full_walk(sim)
+    assert loaded_ids(location) == expected_ids(sim)
+    # Columns derived in the source, and what every row says about its load.
+    ((types, days, keys, principals, observed, loads),) = query(
+        location,
+        "select count(distinct type), count(distinct event_date), count(distinct api_key_id), "
+        "count(distinct principal_type), min(observed_at), count(distinct _dlt_load_id) "
+        "from trend_audit.audit_logs",
+    )
+    assert types == len(EVENT_TYPES) and days == 8 and keys > 10 and principals == 2
+    assert observed == sim.now and loads == 1
+    # Nothing the vendor sent is lost: `raw` is the record, `details` its details.
+    event = sim.retained_events()[-1]
+    ((raw, details),) = query(
+        location, f"select raw, details from trend_audit.audit_logs where id = '{event['id']}'"
+    )
+    assert orjson.loads(raw) == event and orjson.loads(details) == event["details"]
+
+
+def test_second_run_without_new_events_adds_nothing_in_few_requests(
+    trend: SimulatorServer, location, trend_key: str
+):
+    load(location, trend, trend_key)
+    before = table(location)
+    assert load(location, trend, trend_key) <= 3
+    assert table(location) == before
+    # The events it fetched again were not rewritten: every row is still from the first load.
+    assert query(location, "select count(distinct _dlt_load_id) from trend_audit.audit_logs") == [
+        (1,)
+    ]
+
+
+def test_new_events_appear_after_the_clock_advances(
+    trend: SimulatorServer, location, trend_key: str
+):
+    sim = trend.simulator
+    load(location, trend, trend_key)
+    first = len(loaded_ids(location))
+    sim.advance(days=1)
+    new_events = len(sim.retained_events()) - first
+    assert new_events == 400
+    requests_made = load(location, trend, trend_key)
+    assert requests_made <= math.ceil(new_events / 25) + 3
+    assert loaded_ids(location) == expected_ids(sim)
+
+
+def test_a_wrong_key_fails_naming_trend_micro_and_leaks_nothing(
+    trend: SimulatorServer, location, trend_key: str, capsys
+):
+    wrong = trend_key + "-revoked"
+    with pytest.raises(Exception) as raised:
+        load(location, trend, wrong)
+    error = find_vendor_error(raised.value)
+    assert isinstance(error, VendorHTTPError)
+    message = str(error)
+    assert "Trend Micro Cloud One" in message and "/api/logs" in message and "401" in message
+    assert "SOURCES__TREND_AUDIT__API_KEY" in message
+    for text in (str(raised.value), repr(raised.value), *capsys.readouterr()):
+        assert wrong not in text
+    assert files_containing(location.data_dir, wrong) == []
+
+
+def test_a_429_burst_slows_the_run_but_loses_nothing(
+    trend: SimulatorServer, location, trend_key: str
+):
+    sim = trend.simulator
+    sim.faults.update(burst_429_next=3)
+    requests_made = load(location, trend, trend_key)
+    assert requests_made == full_walk(sim) + 3
+    assert loaded_ids(location) == expected_ids(sim)
+
+
+@pytest.mark.parametrize("send_retry_after", [True, False])
+def test_the_rate_limit_is_honoured(location, trend_key: str, send_retry_after: bool, monkeypatch):
+    # The waits must be able to outlast the simulator's 1-second window.
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_RETRY_DELAY", "2")
+    if not send_retry_after:
+        monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.3")
+    sim = simulator(
+        trend_key, history_days=2, max_requests_per_second=20, send_retry_after=send_retry_after
+    )
+    with SimulatorServer(sim) as server:
+        requests_made = load(location, server, trend_key)
+        assert requests_made > full_walk(sim)  # some were answered 429, and retried
+        assert loaded_ids(location) == expected_ids(sim)
+
+
+def test_malformed_json_mid_walk_fails_naming_the_endpoint_and_keeps_the_warehouse(
+    location, trend_key: str, monkeypatch
+):
+    monkeypatch.setattr("pipelines.trend_audit.BATCH_ROWS", 100)  # rows reach dlt mid-walk
+    with SimulatorServer(simulator(trend_key, BreaksAt)) as server:
+        sim = server.simulator
+        load(location, server, trend_key)
+        before = table(location)
+        sim.advance(days=2)
+        sim.break_at = sim.requests_served + 20  # the 20th page of the next walk
+        with pytest.raises(Exception) as raised:
+            load(location, server, trend_key)
+        error = find_vendor_error(raised.value)
+        assert isinstance(error, MalformedResponseError)
+        assert "Trend Micro Cloud One" in str(error) and "/api/logs" in str(error)
+        assert table(location) == before
+        load(location, server, trend_key)
+        assert loaded_ids(location) == expected_ids(sim)
+
+
+class BreaksAt(TrendAuditSimulator):
+    """Answers the request numbered `break_at` with a truncated body (the malformed fault)."""
+
+    break_at = 0
+
+    def handle(self, request: Request) -> Response:
+        if self.requests_served == self.break_at:
+            self.faults.malformed_next = 1
+        return super().handle(request)
+
+
+class RepeatsEvents(TrendAuditSimulator):
+    """Starts every page after the first with the previous page's last three logs, as an
+    offset-paged log does when events arrive during a walk."""
+
+    _tail: list = []  # replaced by each response
+
+    def handle(self, request: Request) -> Response:
+        response = super().handle(request)
+        logs = response.payload.get("logs") if response.status == 200 else None
+        if logs is None:
+            return response
+        repeated = self._tail if "cursor" in request.query else []
+        self._tail = logs[-3:]
+        return Response(200, {**response.payload, "logs": repeated + logs}, response.headers)
+
+
+def test_events_a_walk_returns_twice_are_stored_once(location, trend_key: str):
+    with SimulatorServer(simulator(trend_key, RepeatsEvents)) as server:
+        sim = server.simulator
+        load(location, server, trend_key)
+        assert loaded_ids(location) == expected_ids(sim)
+        sim.advance(hours=12)
+        # Repeats across page boundaries do not hide that the walk is newest first.
+        assert load(location, server, trend_key) <= math.ceil(200 / 25) + 3
+        assert loaded_ids(location) == expected_ids(sim)
+
+
+def test_a_run_killed_mid_walk_and_run_again_leaves_every_event_once(location, trend_key: str):
+    sim = simulator(trend_key, history_days=30)  # 12,000 events, 480 pages
+    with SimulatorServer(sim) as server:
+        load(location, server, trend_key)
+        sim.advance(days=5)
+        sim.faults.update(slow_seconds=0.01)
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLED_RUN],
+            env={
+                **os.environ,
+                "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+                "POSTURE_DATA_DIR": str(location.data_dir),
+                "SOURCES__TREND_AUDIT__BASE_URL": server.url,
+                "SOURCES__TREND_AUDIT__API_KEY": trend_key,
+                "TREND_TEST_BATCH_ROWS": "50",
+            },
+        )
+        started = sim.requests_served
+        deadline = time.monotonic() + 60
+        while sim.requests_served < started + 40 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        assert 40 <= sim.requests_served - started < 80, "killed in the middle of the walk"
+        sim.faults.update(slow_seconds=0)
+        load(location, server, trend_key)
+        assert loaded_ids(location) == expected_ids(sim)
+
+
+# The killed run: the source as production runs it, configured from the environment, with small
+# batches so that rows reach dlt before the kill.
+KILLED_RUN = textwrap.dedent(
+    """
+    import os
+    import pipelines.trend_audit as source
+    from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline
+    source.BATCH_ROWS = int(os.environ["TREND_TEST_BATCH_ROWS"])
+    make_pipeline("trend_audit").run(source.trend_audit(), loader_file_format=LOADER_FILE_FORMAT)
+    """
+)
+
+
+def test_an_unknown_field_becomes_a_column_and_absent_optionals_are_null(
+    trend: SimulatorServer, location, trend_key: str
+):
+    sim = trend.simulator
+    sim.faults.update(extra_field=True)
+    load(location, trend, trend_key)
+    ((severity, origin),) = query(
+        location, "select min(severity), min(origin) from trend_audit.audit_logs"
+    )
+    assert severity == "info" and orjson.loads(origin)["service"] == "cloudone"
+    loaded = {e["id"] for e in sim.retained_events()}
+    sim.advance(hours=6)
+    new = ", ".join(f"'{e['id']}'" for e in sim.retained_events() if e["id"] not in loaded)
+    sim.faults.update(extra_field=False, drop_optional=True)
+    load(location, trend, trend_key)
+    ((rows, urns, details, severities),) = query(
+        location,
+        "select count(*), count(principal_urn), count(details), count(severity) "
+        f"from trend_audit.audit_logs where id in ({new})",
+    )
+    assert rows == 100 and urns == 0 and details == 0 and severities == 0
+    assert loaded_ids(location) == expected_ids(sim)
+
+
+def test_the_three_orders_give_the_same_table(tmp_path: Path, trend_key: str):
+    tables, second_runs = {}, {}
+    for order in ("newest", "oldest", "shuffled"):
+        location = WarehouseLocation(tmp_path / order).ensure()
+        with SimulatorServer(simulator(trend_key, order=order)) as server:
+            load(location, server, trend_key)
+            server.simulator.advance(hours=12)
+            load(location, server, trend_key)
+            tables[order] = table(location)
+            second_runs[order] = load(location, server, trend_key)
+            assert loaded_ids(location) == expected_ids(server.simulator)
+            full = full_walk(server.simulator)
+    assert tables["newest"] == tables["oldest"] == tables["shuffled"]
+    # Only a walk seen to be newest first stops early; the others read every page.
+    assert second_runs["newest"] <= 3
+    assert second_runs["oldest"] == second_runs["shuffled"] == full
+
+
+def test_one_key_for_several_accounts(location, trend_key: str):
+    sim = simulator(trend_key, accounts=(ACCOUNT, OTHER_ACCOUNT))
+    with SimulatorServer(sim) as server:
+        load(location, server, trend_key)
+        assert loaded_ids(location) == expected_ids(sim)
+        per_tenant = dict(
+            query(location, "select tenant, count(*) from trend_audit.audit_logs group by 1")
+        )
+        assert per_tenant == {a: len(sim.retained_events(a)) for a in (ACCOUNT, OTHER_ACCOUNT)}
+        assert load(location, server, trend_key) <= 3
+
+
+def test_a_key_per_account_into_one_pipeline(location, trend_key: str):
+    keys = {f"{trend_key}-a": ACCOUNT, f"{trend_key}-b": OTHER_ACCOUNT}
+    sim = simulator(trend_key, accounts=(ACCOUNT, OTHER_ACCOUNT), api_keys=keys)
+    with SimulatorServer(sim) as server:
+        for key, account in keys.items():
+            assert load(location, server, key) == full_walk(sim, account)
+        assert loaded_ids(location) == expected_ids(sim)
+        sim.advance(days=1)
+        for key in keys:
+            load(location, server, key)
+        assert loaded_ids(location) == expected_ids(sim)
+        # Each key's walk stops early: the high-water mark is kept per tenant.
+        assert all(load(location, server, key) <= 3 for key in keys)
+
+
+def test_configured_from_the_environment(
+    trend: SimulatorServer, location, trend_key: str, monkeypatch
+):
+    monkeypatch.setenv("SOURCES__TREND_AUDIT__BASE_URL", trend.url)
+    monkeypatch.setenv("SOURCES__TREND_AUDIT__API_KEY", trend_key)
+    make_pipeline("trend_audit", location).run(trend_audit(), loader_file_format=LOADER_FILE_FORMAT)
+    assert loaded_ids(location) == expected_ids(trend.simulator)
+
+
+def test_region_builds_the_audit_host():
+    assert base_url_for(None, "jp-1") == "https://audit.jp-1.cloudone.trendmicro.com"
+    assert base_url_for(None, None) == "https://audit.us-1.cloudone.trendmicro.com"
+    assert base_url_for("http://127.0.0.1:9", "jp-1") == "http://127.0.0.1:9"
+
+
+def test_principal_and_api_key_fields_are_derived_tolerantly():
+    urn = "urn:cloudone:identity:us-1:310442718012:api-key/k-1"
+    assert principal_parts(urn) == ("api-key", "k-1")
+    assert principal_parts("urn:cloudone:identity:us-1:310442718012:root") == (None, None)
+    assert principal_parts(None) == (None, None)
+    created = "audit.apiKey_created.v1"
+    assert api_key_fields(created, {"apiKeyID": "k-1", "alias": "ci"}) == ("k-1", "ci")
+    assert api_key_fields(created, {"apiKey": {"id": "k-2", "name": "ops"}}) == ("k-2", "ops")
+    assert api_key_fields(created, {"urn": urn}) == ("k-1", None)
+    assert api_key_fields("audit.user_updated.v1", {"apiKeyID": "k-1"}) == (None, None)
+
+
+def test_the_order_watch_needs_evidence_of_newest_first():
+    t = [datetime(2026, 1, 1, hour, tzinfo=UTC) for hour in range(4)]
+    newest = OrderWatch()
+    newest.see([("d", t[3]), ("c", t[2])])
+    newest.see([("c", t[2]), ("b", t[1])])  # a repeat across a shifted page boundary is fine
+    assert newest.newest_first
+    oldest = OrderWatch()
+    oldest.see([("a", t[0]), ("b", t[1])])
+    assert not oldest.newest_first
+    one = OrderWatch()
+    one.see([("a", t[0])])
+    assert not one.newest_first
+    mixed = OrderWatch()
+    mixed.see([("d", t[3]), ("c", t[2])])
+    mixed.see([("a", t[0]), ("b", t[1])])
+    assert not mixed.newest_first
+
+
+@pytest.mark.slow
+def test_dbt_marts_answer_who_created_which_key_and_what_is_alive(location, trend_key: str):
+    sim = simulator(trend_key, accounts=(ACCOUNT, OTHER_ACCOUNT))
+    with SimulatorServer(sim) as server:
+        load(location, server, trend_key)
+        sim.advance(days=2)
+        load(location, server, trend_key)
+    transform(location, quiet=True)  # the whole project: the other vendors were never loaded
+    for account in (ACCOUNT, OTHER_ACCOUNT):
+        alive = dict(
+            query(
+                location,
+                "select api_key_id, api_key_name from marts.fct_trend_api_keys "
+                f"where tenant = '{account}' and is_alive",
+            )
+        )
+        assert alive == sim.api_keys_alive(account)
+        ((alive_today, events_total),) = query(
+            location,
+            "select api_keys_alive, (select sum(events_total) from marts.fct_trend_daily_kpis "
+            f"where tenant = '{account}') from marts.fct_trend_daily_kpis "
+            f"where tenant = '{account}' and event_date = '{sim.now.date()}'",
+        )
+        assert alive_today == len(alive) and events_total == len(sim.retained_events(account))
+
+
+def get_logs(sim: TrendAuditSimulator, key: str, **query: str) -> Response:
+    """One `GET /api/logs` straight to the simulator (no HTTP), as the contract sends it."""
+    headers = {"api-version": "v1", "authorization": f"ApiKey {key}"}
+    return sim.handle(Request("GET", "/api/logs", query, headers, b""))
+
+
+def test_the_simulator_speaks_the_contract(trend_key: str):
+    sim = simulator(trend_key, history_days=1)
+    first = get_logs(sim, trend_key, limit="100")
+    assert first.status == 200 and len(first.payload["logs"]) == 25  # at most 25 a page
+    assert set(first.payload["logs"][0]) == {
+        "id", "time", "type", "description", "accountID", "principalURN", "details"
+    }  # fmt: skip
+    assert get_logs(sim, trend_key, cursor="bm90LWEtY3Vyc29y").status == 400
+    assert get_logs(sim, "wrong-key").status == 401
+    assert "message" in get_logs(sim, "wrong-key").payload
+    no_version = Request("GET", "/api/logs", {}, {"authorization": f"ApiKey {trend_key}"}, b"")
+    assert sim.handle(no_version).status == 400
+    # The walk ends with a page without `next`; events logged meanwhile wait for the next walk.
+    page, served, in_log = first, [], len(sim.retained_events())
+    sim.advance(hours=3)
+    while True:
+        served += page.payload["logs"]
+        if "next" not in page.payload:
+            break
+        page = get_logs(sim, trend_key, cursor=page.payload["next"])
+    assert len(served) == len({e["id"] for e in served}) == in_log
+
+
+def test_the_simulator_forgets_events_after_a_year(trend_key: str):
+    sim = simulator(trend_key, events_per_day=24, history_days=30)
+    sim.advance(days=400)
+    oldest = min(datetime.fromisoformat(e["time"]) for e in sim.retained_events())
+    assert sim.now - timedelta(days=365) <= oldest < sim.now - timedelta(days=364)
+    assert len(sim.retained_events()) == 365 * 24
