@@ -13,7 +13,7 @@ from typing import Any
 
 
 def _serve(factory: Callable[[], Any], ready: Any, port: Any) -> None:
-    from simulators.http import SimulatorServer
+    from simulators.server import SimulatorServer
 
     server = SimulatorServer(factory()).start()
     port.value = int(server.url.rsplit(":", 1)[1])

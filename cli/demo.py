@@ -85,7 +85,7 @@ DEMO_VENDORS = (
 @contextmanager
 def running_simulators(users: int, seed: int, port: int = 0) -> Iterator[list[tuple]]:
     """Start every demo simulator; yields (vendor, server, env) triples and stops them after."""
-    from simulators.http import SimulatorServer
+    from simulators.server import SimulatorServer
 
     with ExitStack() as stack:
         running = []

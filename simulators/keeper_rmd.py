@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from simulators.http import DEFAULT_START, Request, Response, VendorSimulator, check_bearer
+from simulators.server import DEFAULT_START, Request, Response, VendorSimulator, check_bearer
 
 BENCHMARK_IDS = (
     "SB_DEPLOY_ACROSS_ENTIRE_ORGANIZATION",

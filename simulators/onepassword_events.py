@@ -33,7 +33,14 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from simulators.http import DEFAULT_START, Request, Response, VendorSimulator, check_bearer, utc_iso
+from simulators.server import (
+    DEFAULT_START,
+    Request,
+    Response,
+    VendorSimulator,
+    check_bearer,
+    utc_iso,
+)
 
 FEATURES = ("auditevents", "itemusages", "signinattempts")
 DEFAULT_TOKENS: Mapping[str, Sequence[str]] = {"op-demo-token": FEATURES}

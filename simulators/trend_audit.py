@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
-from simulators.http import DEFAULT_START, Request, Response, VendorSimulator, utc_iso
+from simulators.server import DEFAULT_START, Request, Response, VendorSimulator, utc_iso
 
 LOGS_PATH = "/api/logs"
 MAX_LIMIT = 25

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from simulators.http import SimulatorServer
 from simulators.keeper_rmd import KeeperRmdSimulator
 from simulators.onepassword_events import FEATURES, OnePasswordEventsSimulator
+from simulators.server import SimulatorServer
 from simulators.trend_audit import TrendAuditSimulator
 from warehouse.location import WarehouseLocation
 

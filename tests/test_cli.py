@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from cli.main import main
-from simulators.http import SimulatorServer
+from simulators.server import SimulatorServer
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

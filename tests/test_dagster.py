@@ -7,7 +7,7 @@ import duckdb
 import pytest
 
 from assets.definitions import build_definitions
-from simulators.http import SimulatorServer
+from simulators.server import SimulatorServer
 from tests.conftest import files_containing
 
 KEEPER_TABLES = (

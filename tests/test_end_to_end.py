@@ -10,7 +10,7 @@ import duckdb
 
 from cli.main import main
 from cli.steps import load_source, publish_step, transform
-from simulators.http import SimulatorServer
+from simulators.server import SimulatorServer
 
 
 def published(location, sql: str) -> list[tuple]:

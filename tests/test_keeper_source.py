@@ -7,8 +7,8 @@ import requests
 
 from pipelines.registry import load
 from pipelines.vendor_http import MalformedResponseError, VendorHTTPError, find_vendor_error
-from simulators.http import Request, Response, SimulatorServer
 from simulators.keeper_rmd import KeeperRmdSimulator
+from simulators.server import Request, Response, SimulatorServer
 from tests.conftest import files_containing, query
 from warehouse.location import WarehouseLocation
 

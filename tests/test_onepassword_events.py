@@ -20,8 +20,8 @@ from cli.steps import transform
 from pipelines.onepassword_events.helpers import SlidingWindowLimiter
 from pipelines.registry import load
 from pipelines.vendor_http import MalformedResponseError, VendorHTTPError, find_vendor_error
-from simulators.http import SimulatorServer
 from simulators.onepassword_events import EXTRA_FIELD, FEATURES, OnePasswordEventsSimulator
+from simulators.server import SimulatorServer
 from tests.conftest import files_containing, query
 from warehouse.location import WarehouseLocation
 

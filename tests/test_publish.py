@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from pipelines.registry import load
-from simulators.http import SimulatorServer
+from simulators.server import SimulatorServer
 from warehouse.connection import connect_published
 from warehouse.publish import publish
 

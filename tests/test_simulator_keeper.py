@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 import requests
 
-from simulators.http import SimulatorServer
 from simulators.keeper_rmd import (
     BENCHMARK_IDS,
     EVENT_TYPES,
     NEW_EVENT_TYPE,
     KeeperRmdSimulator,
 )
+from simulators.server import SimulatorServer
 
 TOKEN = "keeper-demo-token"
 HEADERS = {"x-api-token": f"Bearer {TOKEN}"}

@@ -22,7 +22,7 @@ from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline
 from pipelines.trend_audit import trend_audit
 from pipelines.trend_audit.helpers import OrderWatch, api_key_fields, base_url_for, principal_parts
 from pipelines.vendor_http import MalformedResponseError, VendorHTTPError, find_vendor_error
-from simulators.http import Request, Response, SimulatorServer
+from simulators.server import Request, Response, SimulatorServer
 from simulators.trend_audit import EVENT_TYPES, TrendAuditSimulator
 from tests.conftest import files_containing, query
 from warehouse.location import WarehouseLocation
