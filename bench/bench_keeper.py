@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 import requests
-from common import median_seconds, row, run_child, simulator_process
+from common import bench_env, median_seconds, row, run_child, simulator_process
 
 TOKEN = secrets.token_urlsafe(16)
 KPI_QUERY = (
@@ -50,15 +50,11 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="posture-bench-"))
-    env = {
-        **os.environ,
-        "POSTURE_DATA_DIR": str(data_dir),
-        "RUNTIME__DLTHUB_TELEMETRY": "false",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "SOURCES__KEEPER_RMD__API_TOKEN": TOKEN,
-        "SOURCES__KEEPER_RMD__TENANT": "bench",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-    }
+    env = bench_env(
+        POSTURE_DATA_DIR=str(data_dir),
+        SOURCES__KEEPER_RMD__API_TOKEN=TOKEN,
+        SOURCES__KEEPER_RMD__TENANT="bench",
+    )
     print(f"Keeper RMD benchmark: {args.users} users, {args.days} days, data in {data_dir}")
     with simulator_process(functools.partial(make_simulator, args.users, TOKEN)) as url:
         env["SOURCES__KEEPER_RMD__BASE_URL"] = url

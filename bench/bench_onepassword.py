@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import functools
-import os
 import secrets
 import sys
 import tempfile
 from pathlib import Path
 
-from common import row, run_child, simulator_process
+from common import bench_env, row, run_child, simulator_process
 
 TOKEN = f"op-bench-{secrets.token_hex(8)}"  # a fake token for the simulator
 EVENTS_PER_DAY = 10_000
@@ -166,13 +165,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, nargs="+", default=[50_000, 200_000])
     parser.add_argument("--repeat", type=int, default=2, help="runs of each path; the best counts")
     args = parser.parse_args()
-    env = {
-        **os.environ,
-        "RUNTIME__DLTHUB_TELEMETRY": "false",
-        "SOURCES__ONEPASSWORD_EVENTS__TOKEN": TOKEN,
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-    }
-    sys.path.insert(0, env["PYTHONPATH"])  # the spawned simulator imports `simulators`
+    env = bench_env(SOURCES__ONEPASSWORD_EVENTS__TOKEN=TOKEN)
     print(f"1Password Events benchmark (fresh process per run, python {sys.version.split()[0]})")
     for events in args.events:
         bench(events, args.repeat, env)

@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import requests
-from common import row, run_child, simulator_process
+from common import bench_env, row, run_child, simulator_process
 
 KEY = "fake-bench-trend-key"
 HISTORY_DAYS = 30
@@ -142,11 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, nargs="+", default=[50_000, 200_000])
     args = parser.parse_args()
-    env = {
-        **os.environ,
-        "RUNTIME__DLTHUB_TELEMETRY": "false",
-        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
-    }
+    env = bench_env()
     print("Trend Micro Cloud One audit log benchmark (each loader in a fresh process)")
     for events in args.events:
         bench(events, env)

@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    """The environment for benchmark children: the project importable (installed or not, also
+    in the spawned simulator process), telemetry off, plus `extra`."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "RUNTIME__DLTHUB_TELEMETRY": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        **extra,
+    }
 
 
 def _serve(factory: Callable[[], Any], ready: Any, port: Any) -> None:
