@@ -93,6 +93,18 @@ def test_daily_job_materialises_load_models_checks_and_publish(
             row[0] for row in con.execute("select source from marts.fct_daily_posture").fetchall()
         }
     assert sources == {"keeper", "trend", "onepassword"}
+    with duckdb.connect(str(location.published_db), read_only=True) as con:
+        events = dict(
+            con.execute(
+                "select source, count(*) from marts.fct_security_events group by 1"
+            ).fetchall()
+        )
+        (op_events,) = con.execute(
+            "select (select count(*) from onepassword_events.signin_attempts)"
+            " + (select count(*) from onepassword_events.item_usages)"
+            " + (select count(*) from onepassword_events.audit_events)"
+        ).fetchone()
+    assert events["onepassword"] == op_events and events["trend"] > 0
     # No token in the warehouse, the pipeline state, or Dagster's event metadata.
     for token in (keeper_token, onepassword_token, trend_key):
         assert files_containing(location.data_dir, token) == []
