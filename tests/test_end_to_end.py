@@ -87,8 +87,11 @@ def test_demo_runs_and_prints_moving_kpis(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "day   4/4" in out.stdout
-    keeper = out.stdout.split("Keeper RMD", 1)[1].split("1Password", 1)[0]
-    assert len([line for line in keeper.splitlines() if line[:4].isdigit()]) == 4
-    onepassword = out.stdout.split("1Password", 1)[1]
-    assert any(line[:4].isdigit() for line in onepassword.splitlines())
+    sections = {}  # title -> the data rows printed under it
+    for block in out.stdout.split("\n\n"):
+        title, *lines = block.strip().splitlines() or [""]
+        sections[title] = [line for line in lines if line[:4].isdigit()]
+    assert len(sections["Keeper RMD"]) == 4  # one snapshot a day
+    assert len({tuple(line.split()[2:]) for line in sections["Keeper RMD"]}) > 1  # KPIs move
+    assert sections["Trend Micro Cloud One"] and sections["1Password"]
     assert (tmp_path / "demo" / "published" / "posture.duckdb").exists()
