@@ -11,18 +11,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from pipelines.registry import SOURCES
 from warehouse.location import DATA_DIR_ENV, current_location
 
-BENCHMARK_STATUSES = ("RESOLVED", "UNRESOLVED", "IGNORED")
-SOURCE_NAMES = (
-    "keeper",
-    "trend",
-    "onepassword",
-)  # pipelines.registry.SOURCES, without importing it
-
-
-class UsageError(Exception):
-    """A bad argument or configuration: printed as one line, exit code 2."""
+BENCHMARK_STATUSES = ("RESOLVED", "UNRESOLVED", "IGNORED")  # what set_security_benchmarks takes
 
 
 def _load(args: argparse.Namespace) -> None:
@@ -119,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7, help="simulation seed (default 7)")
 
     load = command("load", _load, "load one source (or all) into the working warehouse")
-    load.add_argument("source", choices=(*SOURCE_NAMES, "all"))
+    load.add_argument("source", choices=(*SOURCES, "all"))
 
     command("transform", _transform, "build the dbt models and run their tests")
     command("publish", _publish, "publish a read-only copy for BI tools and analysts")

@@ -1,4 +1,6 @@
-"""The sources this warehouse loads, by the short name the CLI and Dagster use."""
+"""The sources this warehouse loads, by the short name the CLI and Dagster use.
+
+Cheap to import (the CLI reads it at start-up): dlt is imported only when a source runs."""
 
 from __future__ import annotations
 
@@ -8,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline
 from warehouse.location import WarehouseLocation
 
 
@@ -88,6 +89,8 @@ def load(name: str, location: WarehouseLocation, **source_args: Any) -> Any:
 
     A failed run leaves no half-extracted package behind, so the next run starts clean and the
     warehouse holds exactly what it held before the failure."""
+    from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline  # dlt: slow to import
+
     spec = SOURCES[name]
     pipeline = make_pipeline(spec.pipeline_name, location, spec.row_ids)
     pipeline.abort_packages()

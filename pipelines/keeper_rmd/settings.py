@@ -10,8 +10,6 @@ ALERTS_DETAIL = "/api/rest/rmd/get_security_alerts_detail"
 BENCHMARKS = "/api/rest/rmd/get_security_benchmarks"
 SET_BENCHMARKS = "/api/rest/rmd/set_security_benchmarks"
 
-BENCHMARK_STATUSES = ("RESOLVED", "UNRESOLVED", "IGNORED")
-
 # A snapshot re-taken on the same day replaces that day's rows for that tenant, and only those.
 SNAPSHOT_DISPOSITION = {"disposition": "merge", "strategy": "delete-insert"}
 SNAPSHOT_KEY = ("tenant", "snapshot_date")
