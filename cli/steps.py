@@ -5,8 +5,6 @@ Each prints a short progress line; heavy libraries are imported here, not at CLI
 
 from __future__ import annotations
 
-import contextlib
-import io
 import time
 from typing import Any
 
@@ -55,26 +53,28 @@ def _row_counts(info: Any) -> dict[str, int]:
 
 
 def transform(location: WarehouseLocation, quiet: bool = False) -> None:
-    """`dbt build` on the working file (models, seeds, tests); raises naming what failed."""
-    from dagster_dbt import DbtCliResource
+    """`dbt build` on the working file (models, seeds, tests); raises naming what failed.
 
-    from assets.dbt import dbt_project, point_dbt_at
+    The same project and command the Dagster asset runs, as a plain dbt process: its own log
+    lines are the progress, and nothing of dbt stays open in this process afterwards."""
+    import json
+    import shutil
+    import subprocess
 
-    point_dbt_at(location)
+    from assets.dbt import DBT_PROJECT_DIR, point_dbt_at
+
+    point_dbt_at(location)  # profile path and PATH for this process and its children
     started = time.perf_counter()
-    invocation = DbtCliResource(project_dir=dbt_project()).cli(["build"], raise_on_error=False)
-    failures = []
-    # dagster-dbt echoes dbt's log lines to stdout as it streams them (the progress).
-    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        for event in invocation.stream_raw_events():
-            data = event.raw_event.get("data", {})
-            if str(data.get("status", "")).lower() in ("error", "fail"):
-                node = data.get("node_info", {}).get("node_name")
-                failures.append(node or event.raw_event.get("info", {}).get("msg", "?"))
-    invocation.wait()
-    if not invocation.is_successful():
-        detail = ", ".join(failures) or "see dbt_models/logs/dbt.log"
-        raise RuntimeError(f"dbt build failed: {detail}")
+    folder = str(DBT_PROJECT_DIR)
+    command = [shutil.which("dbt") or "dbt", "build", "--project-dir", folder]
+    command += ["--profiles-dir", folder, *(["--quiet"] if quiet else [])]
+    if subprocess.run(command, check=False).returncode:
+        results = DBT_PROJECT_DIR / "target" / "run_results.json"
+        failed = []
+        if results.exists():
+            nodes = json.loads(results.read_text()).get("results", [])
+            failed = [n["unique_id"] for n in nodes if n.get("status") in ("error", "fail")]
+        raise RuntimeError(f"dbt build failed: {', '.join(failed) or 'see the dbt output above'}")
     if not quiet:
         print(f"dbt build passed in {time.perf_counter() - started:.1f} s")
 

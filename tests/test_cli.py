@@ -83,3 +83,11 @@ def test_benchmarks_set_posts_to_keeper(keeper_env: SimulatorServer, capsys):
     assert main(["benchmarks", "set", benchmark, "resolved"]) == 0
     assert f"{benchmark}: RESOLVED" in capsys.readouterr().out
     assert keeper_env.simulator.benchmark(benchmark)["status"] == "RESOLVED"
+
+
+def test_a_failing_dbt_build_is_one_line(monkeypatch, location, capsys):
+    monkeypatch.setenv("POSTURE_DATA_DIR", str(location.data_dir))
+    location.working_db.write_bytes(b"this is not a DuckDB file")
+    assert main(["transform"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dbt build failed" in err[0]

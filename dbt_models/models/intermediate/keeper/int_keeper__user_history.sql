@@ -1,3 +1,6 @@
+-- A table, not a view: it spans every user-day snapshot and its tests would recompute it.
+{{ config(materialized='table') }}
+
 -- Type-2 history of each user's state, derived from the daily snapshots: one row per run of
 -- consecutive user-details snapshots in which the user was listed with the same
 -- (has_records, last_logged_in). A run ends when that state changes or when the user is
