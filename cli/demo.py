@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -130,11 +131,12 @@ def run_demo(days: int, users: int, seed: int) -> None:
     publish_step(location)
     print(f"\nDaily posture, last 7 of {days} simulated days:")
     print_kpis(location, days=7)
+    command = os.path.relpath(sys.argv[0]) if sys.argv[0].endswith("posture") else "posture"
     print(
         f"\ndemo finished in {time.perf_counter() - started:.0f} s. Explore it:\n"
-        f"  posture --data-dir {data_dir} kpis --days 30\n"
-        f'  posture --data-dir {data_dir} sql "select * from marts.fct_daily_posture limit 5"\n'
-        f"  duckdb -readonly {location.published_db}"
+        f"  {command} --data-dir {data_dir} kpis --days 30\n"
+        f'  {command} --data-dir {data_dir} sql "select * from marts.fct_daily_posture limit 5"\n'
+        f"  or open {location.published_db} read-only in any DuckDB client"
     )
 
 
