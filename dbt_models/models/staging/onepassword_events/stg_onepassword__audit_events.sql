@@ -35,23 +35,7 @@ renamed as (
         cast(session_device_uuid as {{ dbt.type_string() }}) as session_device_uuid,
         cast(session_ip as {{ dbt.type_string() }}) as session_ip,
 
-        ---------- location (geolocated by the vendor)
-        cast(location_country as {{ dbt.type_string() }}) as location_country,
-        cast(location_region as {{ dbt.type_string() }}) as location_region,
-        cast(location_city as {{ dbt.type_string() }}) as location_city,
-        location_latitude,
-        location_longitude,
-
-        ---------- as sent (JSON text)
-        cast(raw as {{ dbt.type_string() }}) as raw_json,
-
-        ---------- dates and timestamps
-        {{ adapter.quote('timestamp') }} as occurred_at,
-        cast(event_date as date) as event_date,
-        observed_at,
-
-        ---------- lineage
-        cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
+        {{ onepassword_event_columns() }}
 
     from source
 
