@@ -130,6 +130,24 @@ def server_time(response: Response) -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
+def parse_utc(value: Any) -> datetime | None:
+    """A vendor timestamp (ISO 8601 / RFC 3339, `Z` or an offset; no offset means UTC) as an
+    aware UTC datetime; None for None or ""; ValueError when it is not a timestamp."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"not a timestamp: {str(value)[:40]!r}") from None
+    offset = parsed.utcoffset()
+    if offset is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed if not offset else parsed.astimezone(UTC)
+
+
 def find_vendor_error(exc: BaseException) -> VendorError | None:
     """The `VendorError` behind an exception that dlt or Dagster wrapped, if there is one."""
     seen: set[int] = set()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests import Request, Response
 
-from pipelines.vendor_http import MalformedResponseError, VendorClient, server_time
+from pipelines.vendor_http import MalformedResponseError, VendorClient, parse_utc, server_time
 
 from .settings import SECRET_HINT, VENDOR
 
@@ -70,12 +70,7 @@ class Observation:
 
 def parse_keeper_time(value: Any, field: str, endpoint: str) -> datetime | None:
     """Keeper's `YYYY-MM-DD HH:MM:SS` (UTC) as an aware datetime; ISO 8601 is accepted too."""
-    if value is None or value == "":
-        return None
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        raise MalformedResponseError(
-            f"{VENDOR}: {endpoint} field {field!r} is not a timestamp: {str(value)[:40]!r}"
-        ) from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return parse_utc(value)
+    except ValueError as exc:
+        raise MalformedResponseError(f"{VENDOR}: {endpoint} field {field!r} is {exc}") from None

@@ -18,14 +18,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from urllib.parse import urlsplit
 
 import dlt
 import pyarrow as pa
 from dlt.sources import DltResource
 
-from pipelines.vendor_http import server_time
+from pipelines.vendor_http import parse_utc, server_time
 
 from .helpers import (
     EventsCursorPaginator,
@@ -151,13 +151,7 @@ def onepassword_events(
 
 
 def _parse_start(value: str | datetime | None) -> datetime | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    else:
-        try:
-            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(f"{VENDOR}: start_time {value!r} is not an RFC 3339 time") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return parse_utc(value)
+    except ValueError:
+        raise ValueError(f"{VENDOR}: start_time {value!r} is not an RFC 3339 time") from None

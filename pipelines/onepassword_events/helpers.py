@@ -22,20 +22,20 @@ from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests import PreparedRequest, Request, Response
 from requests.adapters import HTTPAdapter
 
-from pipelines.vendor_http import MalformedResponseError, VendorClient, require, server_time
+from pipelines.arrow import ARROW_TYPES
+from pipelines.vendor_http import (
+    MalformedResponseError,
+    VendorClient,
+    parse_utc,
+    require,
+    server_time,
+)
 
 from .settings import ADDED_FIELDS, FIELDS, INTROSPECT, REQUIRED, SECRET_HINT, VENDOR
 
 logger = logging.getLogger(__name__)
 
-TIMESTAMP = pa.timestamp("us", tz="UTC")
-ARROW_TYPES = {
-    "text": pa.string(),
-    "bigint": pa.int64(),
-    "double": pa.float64(),
-    "timestamp": TIMESTAMP,
-    "date": pa.date32(),
-}
+TIMESTAMP = ARROW_TYPES["timestamp"]
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError)
 _EMPTY: dict[str, Any] = {}
 _naming = NamingConvention()
@@ -322,13 +322,10 @@ def _timestamps(values: list[Any]) -> pa.Array:
 
 
 def _parse_timestamp(value: str | None) -> datetime | None:
-    if not value:
-        return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_utc(value)
     except ValueError:
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _text(value: Any) -> str | None:

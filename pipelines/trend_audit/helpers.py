@@ -3,7 +3,7 @@ watching the order of a walk."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -12,7 +12,8 @@ import pyarrow.compute as pc
 from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 
-from pipelines.vendor_http import MalformedResponseError, VendorClient
+from pipelines.arrow import ARROW_TYPES
+from pipelines.vendor_http import MalformedResponseError, VendorClient, parse_utc
 
 from .settings import (
     API_KEY_ID_FIELDS,
@@ -27,12 +28,10 @@ from .settings import (
     VENDOR,
 )
 
-_UTC_OFFSET = timedelta(0)
-_TIMESTAMP = pa.timestamp("us", tz="UTC")
-_ARROW_TYPES = {"text": pa.string(), "timestamp": _TIMESTAMP, "date": pa.date32()}
+_TIMESTAMP = ARROW_TYPES["timestamp"]
 _SCHEMA = pa.schema(
     [
-        pa.field(name, _ARROW_TYPES[hint["data_type"]], nullable=hint.get("nullable", True))
+        pa.field(name, ARROW_TYPES[hint["data_type"]], nullable=hint.get("nullable", True))
         for name, hint in COLUMNS.items()
     ]
 )
@@ -55,15 +54,14 @@ def trend_client(base_url: str, api_key: str) -> VendorClient:
 def parse_time(value: Any) -> datetime:
     """An RFC 3339 timestamp as an aware UTC datetime (no offset: UTC, as the vendor says)."""
     try:
-        parsed = datetime.fromisoformat(value)
-    except (TypeError, ValueError):
+        parsed = parse_utc(value)
+    except ValueError:
+        parsed = None
+    if parsed is None:
         raise MalformedResponseError(
             f"{VENDOR}: {LOGS} returned a log whose time is not RFC 3339: {str(value)[:40]!r}"
-        ) from None
-    offset = parsed.utcoffset()
-    if offset is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed if offset == _UTC_OFFSET else parsed.astimezone(UTC)
+        )
+    return parsed
 
 
 def principal_parts(urn: Any) -> tuple[str | None, str | None]:
