@@ -27,22 +27,6 @@ KNOWN_KEYS = frozenset(
 API_KEY_ID_FIELDS = ("apiKeyID", "apiKeyId", "keyID", "id")
 API_KEY_NAME_FIELDS = ("alias", "name", "apiKeyName")
 
-EVENT_TYPES = (
-    "audit.account_created.v1",
-    "audit.account_updated.v1",
-    "audit.apiKey_created.v1",
-    "audit.apiKey_updated.v1",
-    "audit.apiKey_deleted.v1",
-    "audit.invitation_created.v1",
-    "audit.invitation_updated.v1",
-    "audit.role_created.v1",
-    "audit.role_updated.v1",
-    "audit.user_updated.v1",
-    "audit.user_deleted.v1",
-    "audit.user-signed-in.v1",
-    "audit.user-signed-out.v1",
-)
-
 # An event is stored once however often walks return it, and a stored event is never rewritten
 # (it keeps the load and `observed_at` that first brought it). insert-only needs each key once
 # per load (the source drops repeats within a run); unlike delete-insert's dedup window it also
