@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline
+from pipelines.pipeline import LOADER_FILE_FORMAT, loading_pipeline, make_pipeline
 from pipelines.registry import SourceSpec
 from warehouse.location import WarehouseLocation
 
@@ -37,10 +37,12 @@ def build_dlt_assets(spec: SourceSpec, location: WarehouseLocation) -> dg.Assets
         dagster_dlt_translator=WarehouseDltTranslator(),
     )
     def load(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
-        yield from dlt.run(
-            context=context,
-            dlt_source=spec.source_factory()(),
-            loader_file_format=LOADER_FILE_FORMAT,
-        )
+        with loading_pipeline(spec.pipeline_name, location, spec.row_ids) as pipeline:
+            yield from dlt.run(
+                context=context,
+                dlt_source=spec.source_factory()(),
+                dlt_pipeline=pipeline,
+                loader_file_format=LOADER_FILE_FORMAT,
+            )
 
     return load

@@ -8,7 +8,8 @@ and reports seconds, events per second and its own peak RSS:
 - fetch only: requests + orjson, nothing stored (how fast the simulator serves: the floor);
 - baseline: requests + orjson + `pyarrow.Table.from_pylist` (nested structs) + DuckDB insert,
   the hand-written path;
-- the dlt source through `make_pipeline` (flattened typed columns, `raw`, merge on `uuid`);
+- the dlt source as `posture load onepassword` runs it (flattened typed columns, `raw`,
+  merge on `uuid`);
 - the dlt source again with nothing new (cursor kept: nothing is added).
 The ratio is baseline seconds / dlt seconds (1.0 = as fast as the hand-written path). Each figure
 is the fastest of `--repeat` runs (the machine may be shared); its peak memory is that run's.
@@ -74,11 +75,9 @@ print(total)
 
 DLT_RUN = """
 from pathlib import Path
-from pipelines.onepassword_events import onepassword_events
-from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline
+from pipelines.registry import load
 from warehouse.location import WarehouseLocation
-pipeline = make_pipeline("onepassword_events", WarehouseLocation(Path({data_dir!r})))
-pipeline.run(onepassword_events(), loader_file_format=LOADER_FILE_FORMAT)
+load("onepassword", WarehouseLocation(Path({data_dir!r})))
 """
 
 
@@ -145,7 +144,7 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
         f"{base_mb:.0f} MB peak",
     )
     row(
-        "dlt source via make_pipeline",
+        "dlt source (posture load)",
         f"{dlt_s:.2f} s",
         f"{stored / dlt_s:,.0f} ev/s",
         f"{dlt_mb:.0f} MB peak",

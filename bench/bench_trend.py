@@ -6,7 +6,7 @@ For each size, a simulator holding that many events (30 days, newest first) is s
 own process, and each measurement runs in a fresh process (its own peak memory):
 - baseline: a hand-written loader (requests.Session, orjson, pyarrow tables of 10,000 rows,
   DuckDB insert) walking the same log;
-- the dlt source through `make_pipeline` (Arrow batches, parquet, merge on tenant + id);
+- the dlt source as `posture load trend` runs it (Arrow batches, parquet, merge on tenant + id);
 - the dlt source again with nothing new (seconds and requests).
 "Load s" is the work after imports; "process s" adds interpreter start-up and imports.
 """
@@ -69,11 +69,10 @@ print(json.dumps({"load": time.perf_counter() - imported, "events": events}))
 
 DLT = """
 import time
-from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline
-from pipelines.trend_audit import trend_audit
+from pipelines.registry import load
+from warehouse.location import current_location
 imported = time.perf_counter()
-pipeline = make_pipeline("trend_audit")
-pipeline.run(trend_audit(base_url=URL, api_key=KEY), loader_file_format=LOADER_FILE_FORMAT)
+load("trend", current_location(), base_url=URL, api_key=KEY)
 import duckdb
 with duckdb.connect(DB, read_only=True) as con:
     (events,) = con.execute("select count(*) from trend_audit.audit_logs").fetchone()

@@ -1,36 +1,58 @@
-"""One way to build a dlt pipeline for this warehouse, used by the CLI, Dagster and the tests."""
+"""One way to build and run a dlt pipeline for this warehouse, used by the CLI, Dagster, the
+tests and the benchmarks."""
 
 from __future__ import annotations
 
-import dlt
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+import dlt
+import duckdb
+from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
+
+from warehouse.connection import loader_connection, working_catalog
 from warehouse.location import WarehouseLocation, current_location
 
 # dlt's default DuckDB format (insert_values) is slow and memory-hungry; parquet goes through
 # Arrow and DuckDB's native reader.
 LOADER_FILE_FORMAT = "parquet"
-# Loads get a bounded buffer pool, one thread and no ordering guarantee dlt does not need: a
-# 200,000-event merge peaked at 987 MB with DuckDB's defaults, 757 MB with the limit and about
-# 640 MB with one thread as well (which also loaded faster on two cores).
-LOAD_DUCKDB_CONFIG = {"memory_limit": "256MB", "preserve_insertion_order": False, "threads": 1}
 
 
 def make_pipeline(
-    name: str, location: WarehouseLocation | None = None, row_ids: bool = False
+    name: str,
+    location: WarehouseLocation | None = None,
+    row_ids: bool = False,
+    connection: duckdb.DuckDBPyConnection | None = None,
 ) -> dlt.Pipeline:
     """The pipeline `name`, loading dataset `name` of the working DuckDB file, with its state in
     the warehouse's own pipelines folder (so a fresh warehouse never inherits an old cursor).
 
+    Runs should load through `connection` (see `loading_pipeline`); without one the pipeline
+    only describes the load (what Dagster needs to list the assets).
     Arrow pages skip dlt's row normaliser; every row still gets `_dlt_load_id`, and `_dlt_id`
     too when `row_ids` (a table with no natural key needs it; adding it rewrites each file)."""
     location = (location or current_location()).ensure()
     dlt.config[f"{name}.normalize.parquet_normalizer.add_dlt_load_id"] = True
     dlt.config[f"{name}.normalize.parquet_normalizer.add_dlt_id"] = row_ids
+    if connection is None:
+        credentials = DuckDbCredentials(str(location.working_db))
+    else:  # each session dlt clones from it must default to the attached file, too
+        catalog = working_catalog(location)
+        credentials = DuckDbCredentials(connection, local_config={"schema": f"{catalog}.main"})
     return dlt.pipeline(
         pipeline_name=name,
         pipelines_dir=str(location.pipelines_dir),
-        destination=dlt.destinations.duckdb(
-            {"database": str(location.working_db), "global_config": LOAD_DUCKDB_CONFIG}
-        ),
+        destination=dlt.destinations.duckdb(credentials),
         dataset_name=name,
     )
+
+
+@contextmanager
+def loading_pipeline(
+    name: str, location: WarehouseLocation | None = None, row_ids: bool = False
+) -> Iterator[dlt.Pipeline]:
+    """The pipeline `name` (see `make_pipeline`) writing through a memory-bounded connection to
+    the working file, which is held for the duration and closed on exit."""
+    location = (location or current_location()).ensure()
+    with loader_connection(location) as connection:
+        yield make_pipeline(name, location, row_ids, connection)

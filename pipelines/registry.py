@@ -89,11 +89,12 @@ def load(name: str, location: WarehouseLocation, **source_args: Any) -> Any:
 
     A failed run leaves no half-extracted package behind, so the next run starts clean and the
     warehouse holds exactly what it held before the failure."""
-    from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline  # dlt: slow to import
+    from pipelines.pipeline import LOADER_FILE_FORMAT, loading_pipeline  # dlt: slow to import
 
     spec = SOURCES[name]
-    pipeline = make_pipeline(spec.pipeline_name, location, spec.row_ids)
-    pipeline.abort_packages()
-    info = pipeline.run(spec.source_factory()(**source_args), loader_file_format=LOADER_FILE_FORMAT)
+    source = spec.source_factory()(**source_args)
+    with loading_pipeline(spec.pipeline_name, location, spec.row_ids) as pipeline:
+        pipeline.abort_packages()
+        info = pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
     info.raise_on_failed_jobs()
     return info

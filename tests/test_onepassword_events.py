@@ -182,13 +182,10 @@ def test_a_run_killed_in_the_middle_and_run_again_leaves_every_event_once(server
     sim.advance(days=1)
     sim.faults.update(slow_seconds=0.15)
     code = (
-        "from pipelines.onepassword_events import onepassword_events\n"
-        "from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline\n"
+        "from pipelines.registry import load\n"
         "from warehouse.location import WarehouseLocation\n"
         "from pathlib import Path\n"
-        f"location = WarehouseLocation(Path({str(location.data_dir)!r}))\n"
-        "pipeline = make_pipeline('onepassword_events', location)\n"
-        "pipeline.run(onepassword_events(page_limit=10), loader_file_format=LOADER_FILE_FORMAT)\n"
+        f"load('onepassword', WarehouseLocation(Path({str(location.data_dir)!r})), page_limit=10)\n"
     )
     served = sim.requests_served
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ))

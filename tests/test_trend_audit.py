@@ -18,8 +18,7 @@ import orjson
 import pytest
 
 from cli.steps import transform
-from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline
-from pipelines.trend_audit import trend_audit
+from pipelines import registry
 from pipelines.trend_audit.helpers import OrderWatch, api_key_fields, base_url_for, principal_parts
 from pipelines.vendor_http import MalformedResponseError, VendorHTTPError, find_vendor_error
 from simulators.server import Request, Response, SimulatorServer
@@ -52,9 +51,7 @@ def trend(trend_key: str) -> Iterator[SimulatorServer]:
 def load(location: WarehouseLocation, server: SimulatorServer, key: str, **args) -> int:
     """Run the source's pipeline once; returns how many requests the run made."""
     before = server.simulator.requests_served
-    pipeline = make_pipeline("trend_audit", location)
-    source = trend_audit(base_url=server.url, api_key=key, **args)
-    pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT).raise_on_failed_jobs()
+    registry.load("trend", location, base_url=server.url, api_key=key, **args)
     return server.simulator.requests_served - before
 
 
@@ -261,9 +258,10 @@ KILLED_RUN = textwrap.dedent(
     """
     import os
     import pipelines.trend_audit as source
-    from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline
+    from pipelines.registry import load
+    from warehouse.location import current_location
     source.BATCH_ROWS = int(os.environ["TREND_TEST_BATCH_ROWS"])
-    make_pipeline("trend_audit").run(source.trend_audit(), loader_file_format=LOADER_FILE_FORMAT)
+    load("trend", current_location())
     """
 )
 
@@ -342,7 +340,7 @@ def test_configured_from_the_environment(
 ):
     monkeypatch.setenv("SOURCES__TREND_AUDIT__BASE_URL", trend.url)
     monkeypatch.setenv("SOURCES__TREND_AUDIT__API_KEY", trend_key)
-    make_pipeline("trend_audit", location).run(trend_audit(), loader_file_format=LOADER_FILE_FORMAT)
+    registry.load("trend", location)
     assert loaded_ids(location) == expected_ids(trend.simulator)
 
 
