@@ -38,18 +38,25 @@ def load_source(name: str, location: WarehouseLocation, quiet: bool = False, **a
     from pipelines.registry import load
 
     started = time.perf_counter()
-    info = load(name, location, **args)
+    infos = load(name, location, **args)
     if not quiet:
-        counts = _row_counts(info)
+        counts = _row_counts(infos)
         summary = ", ".join(f"{table} {rows}" for table, rows in sorted(counts.items()))
-        print(f"loaded {name} in {time.perf_counter() - started:.1f} s: {summary or 'no rows'}")
-    return info
+        parts = f" in {len(infos)} parts" if len(infos) > 1 else ""
+        seconds = time.perf_counter() - started
+        print(f"loaded {name}{parts} in {seconds:.1f} s: {summary or 'no rows'}")
+    return infos
 
 
-def _row_counts(info: Any) -> dict[str, int]:
-    pipeline = info.pipeline
-    counts = pipeline.last_trace.last_normalize_info.row_counts if pipeline.last_trace else {}
-    return {t: n for t, n in counts.items() if not t.startswith("_dlt")}
+def _row_counts(infos: list[Any]) -> dict[str, int]:
+    """Rows normalised per table over the runs of one load (dlt's own tables left out)."""
+    counts: dict[str, int] = {}
+    for info in infos:
+        trace = info.pipeline.last_trace
+        for table, rows in (trace.last_normalize_info.row_counts if trace else {}).items():
+            if not table.startswith("_dlt"):
+                counts[table] = counts.get(table, 0) + rows
+    return counts
 
 
 def transform(location: WarehouseLocation, quiet: bool = False) -> None:

@@ -17,6 +17,9 @@ from warehouse.location import WarehouseLocation, current_location
 # dlt's default DuckDB format (insert_values) is slow and memory-hungry; parquet goes through
 # Arrow and DuckDB's native reader.
 LOADER_FILE_FORMAT = "parquet"
+# The resource-state key of a resource that stopped at its events-per-load cap with more to
+# load: the run that reaches the end removes it. Loads run again while one is set.
+BACKLOG = "backlog"
 
 
 def make_pipeline(
@@ -60,3 +63,9 @@ def loading_pipeline(
     pa.set_memory_pool(pa.system_memory_pool())
     with loader_connection(location) as connection:
         yield make_pipeline(name, location, row_ids, connection)
+
+
+def has_backlog(pipeline: dlt.Pipeline, source_name: str) -> bool:
+    """Whether the last run of `pipeline` left a resource of `source_name` with a backlog."""
+    resources = pipeline.state.get("sources", {}).get(source_name, {}).get("resources", {})
+    return any(state.get(BACKLOG) for state in resources.values())

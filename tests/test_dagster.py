@@ -72,12 +72,23 @@ def test_daily_job_materialises_load_models_checks_and_publish(
     keeper_token: str,
     onepassword_token: str,
     trend_key: str,
+    monkeypatch,
 ):
+    # The Trend log is a backlog of several parts: the step loads them all, materialises once.
+    monkeypatch.setenv("SOURCES__TREND_AUDIT__MAX_EVENTS", "100")
     result = defs.resolve_job_def("daily_posture").execute_in_process(
         instance=dg.DagsterInstance.ephemeral()
     )
     assert result.success
-    materialized = {event.asset_key for event in result.get_asset_materialization_events()}
+    events = result.get_asset_materialization_events()
+    trend_log = dg.AssetKey(["trend_audit", "audit_logs"])
+    assert [event.asset_key for event in events].count(trend_log) == 1
+    with duckdb.connect(str(location.working_db), read_only=True) as con:
+        trend_rows, trend_loads = con.execute(
+            "select count(*), count(distinct _dlt_load_id) from trend_audit.audit_logs"
+        ).fetchone()
+    assert trend_rows == len(trend_env.simulator.retained_events()) and trend_loads > 1
+    materialized = {event.asset_key for event in events}
     assert dg.AssetKey(["keeper_rmd", "enterprise_stat_details"]) in materialized
     assert dg.AssetKey(["marts", "fct_keeper_daily_kpis"]) in materialized
     assert dg.AssetKey("published_warehouse") in materialized

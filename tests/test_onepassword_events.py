@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 import signal
@@ -82,6 +83,21 @@ def assert_exactly_the_visible_events(location: WarehouseLocation, sim) -> None:
         uuids = stored(location, table)
         assert len(uuids) == len(set(uuids)), f"{table} holds an event twice"
         assert set(uuids) == set(sim.visible_uuids(feature)), table
+
+
+def test_a_backfill_loads_in_parts_each_continuing_the_cursor(server, location):
+    sim = server.simulator
+    # At most 250 events of a type a part: a part stops after the page (100 events) that
+    # passes 250, so each part takes 300 and item usages (the most) set the number of parts.
+    infos = load("onepassword", location, max_events=250)
+    expected_parts = math.ceil(len(sim.visible_uuids("itemusages")) / 300)
+    assert expected_parts >= 3 and len(infos) == expected_parts
+    assert_exactly_the_visible_events(location, sim)
+    parts = query(
+        location, "select count(distinct _dlt_load_id) from onepassword_events.item_usages"
+    )
+    assert parts == [(expected_parts,)]
+    assert len(load("onepassword", location, max_events=250)) == 1  # nothing new: one part
 
 
 def test_first_run_loads_every_event_and_a_second_run_adds_nothing(server, location):

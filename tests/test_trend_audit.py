@@ -19,7 +19,14 @@ import pytest
 
 from cli.steps import transform
 from pipelines import registry
-from pipelines.trend_audit.helpers import OrderWatch, api_key_fields, base_url_for, principal_parts
+from pipelines.trend_audit import _Walk
+from pipelines.trend_audit.helpers import (
+    OrderWatch,
+    api_key_fields,
+    base_url_for,
+    principal_parts,
+    trend_client,
+)
 from pipelines.vendor_http import MalformedResponseError, VendorHTTPError, find_vendor_error
 from simulators.server import Request, Response, SimulatorServer
 from simulators.trend_audit import EVENT_TYPES, TrendAuditSimulator
@@ -250,6 +257,46 @@ def test_a_run_killed_mid_walk_and_run_again_leaves_every_event_once(location, t
         sim.faults.update(slow_seconds=0)
         load(location, server, trend_key)
         assert loaded_ids(location) == expected_ids(sim)
+
+
+def test_a_long_walk_loads_in_parts_and_a_failed_part_keeps_the_ones_before(
+    location, trend_key: str
+):
+    with SimulatorServer(simulator(trend_key, BreaksAt)) as server:
+        sim = server.simulator
+        before = sim.requests_served
+        infos = registry.load(
+            "trend", location, base_url=server.url, api_key=trend_key, max_events=500
+        )
+        # About 2,800 events, 500 a part: six parts continuing one walk, each its own load.
+        assert len(infos) == 6
+        assert sim.requests_served - before == full_walk(sim)
+        assert loaded_ids(location) == expected_ids(sim)
+        loads = query(location, "select count(distinct _dlt_load_id) from trend_audit.audit_logs")
+        assert loads == [(6,)]
+        assert load(location, server, trend_key, max_events=500) <= 3  # nothing new: one part
+        loaded = len(loaded_ids(location))
+
+        sim.advance(days=3)  # 1,200 new events, newest first: the next walk has three parts
+        sim.break_at = sim.requests_served + 30  # a page of the second part
+        with pytest.raises(Exception) as raised:
+            load(location, server, trend_key, max_events=500)
+        assert isinstance(find_vendor_error(raised.value), MalformedResponseError)
+        assert len(loaded_ids(location)) == loaded + 500  # the first part stays, once
+        load(location, server, trend_key, max_events=500)  # goes on from the stored cursor
+        assert loaded_ids(location) == expected_ids(sim)
+
+
+def test_a_stored_cursor_the_vendor_refuses_starts_the_walk_again(
+    trend: SimulatorServer, trend_key: str, caplog
+):
+    place = {"cursor": "a-cursor-the-vendor-forgot", "pages": 7, "events": 175}
+    walk = _Walk(trend_client(trend.url, trend_key), 25, {}, timedelta(minutes=15), place)
+    with caplog.at_level("WARNING"):
+        ids = [log["id"] for page, _ in walk.pages() for log in page]
+    assert sorted(ids) == [event_id for _, event_id in expected_ids(trend.simulator)]
+    assert walk.pages_read == full_walk(trend.simulator)
+    assert "refused the stored cursor (HTTP 400)" in caplog.text
 
 
 # The killed run: the source as production runs it, configured from the environment, with small

@@ -10,7 +10,8 @@ store is eventually consistent: polling by timestamp would miss them). The state
 only with a successful load; a run that dies restarts from the last good cursor and the merge on
 `uuid` removes the overlap. Pages become Arrow tables (typed, flattened columns plus `raw`),
 handed to dlt in batches, so dlt loads them without per-row normalisation; the three event types
-are fetched side by side under one shared rate limiter.
+are fetched side by side under one shared rate limiter. A run loads at most `max_events` of each
+type and marks a backlog in its state; `posture load` runs again until none is left.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import dlt
 import pyarrow as pa
 from dlt.sources import DltResource
 
+from pipelines.pipeline import BACKLOG
 from pipelines.vendor_http import parse_utc, server_time
 
 from .helpers import (
@@ -43,6 +45,7 @@ from .settings import (
     BATCH_ROWS,
     DEFAULT_PAGE_LIMIT,
     EVENT_DISPOSITION,
+    MAX_EVENTS_PER_LOAD,
     MAX_PAGE_LIMIT,
     PRIMARY_KEY,
     RATE_LIMITS,
@@ -63,6 +66,7 @@ def onepassword_events(
     page_limit: int = DEFAULT_PAGE_LIMIT,
     tenant: str | None = None,
     rate_limits: Sequence[Sequence[float]] | None = None,
+    max_events: int = MAX_EVENTS_PER_LOAD,
 ) -> list[DltResource]:
     """Sign-in attempts, item usages and audit events the token may read, merged on `uuid`.
 
@@ -75,9 +79,14 @@ def onepassword_events(
         tenant: a name for this 1Password account (default: its introspected `account_uuid`).
         rate_limits: (requests, seconds) windows the run stays within; default 1Password's
             600 a minute and 30,000 an hour.
+        max_events: events of one type a run loads at most (it stops at the first page
+            boundary past this, keeps the cursor and reports a backlog: a long backfill becomes
+            several runs of flat memory, each committed on its own).
     """
     if not 1 <= page_limit <= MAX_PAGE_LIMIT:
         raise ValueError(f"{VENDOR}: page_limit must be from 1 to {MAX_PAGE_LIMIT}")
+    if max_events < 1:
+        raise ValueError(f"{VENDOR}: max_events must be at least 1, not {max_events}")
     start = _parse_start(start_time)
     client = onepassword_client(base_url, token, rate_limits or RATE_LIMITS)
     token_info: list[Introspection] = []  # introspected once, by the first resource that runs
@@ -114,7 +123,8 @@ def onepassword_events(
                 yield empty_events_table(table)
                 return
             name = tenant or info.account_uuid or urlsplit(base_url).hostname or "1password"
-            cursors = dlt.current.resource_state().setdefault("cursors", {})
+            state = dlt.current.resource_state()
+            cursors = state.setdefault("cursors", {})
             if cursors.get(name):
                 first = {"cursor": cursors[name]}
             else:
@@ -124,6 +134,8 @@ def onepassword_events(
             paginator = EventsCursorPaginator(first, endpoint)
             pages = client.paginate(endpoint, method="POST", paginator=paginator, data_selector="$")
             pending: list[pa.Table] = []  # pages not handed to dlt yet
+            handed = 0
+            state.pop(BACKLOG, None)
             for page in pages:
                 items = first_sightings(page_items(page.response.json(), endpoint), seen)
                 if items:
@@ -136,14 +148,19 @@ def onepassword_events(
                             endpoint=endpoint,
                         )
                     )
+                rows = sum(t.num_rows for t in pending)
+                full = handed + rows >= max_events
                 # dlt's cost per yielded table is fixed and high: hand pages over in batches
-                if pending and (
-                    sum(t.num_rows for t in pending) >= BATCH_ROWS or not paginator.has_next_page
-                ):
+                if pending and (rows >= BATCH_ROWS or full or not paginator.has_next_page):
                     yield combine(pending)
+                    handed += rows
                     pending = []
                 if not pending:
                     cursors[name] = paginator.cursor  # all handed over: continue after it
+                    if full and paginator.has_next_page:
+                        state[BACKLOG] = True
+                        logger.info("%s %s: %d events loaded, more to come", VENDOR, table, handed)
+                        break
 
         return events
 

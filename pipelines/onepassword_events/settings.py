@@ -24,6 +24,8 @@ RETENTION = timedelta(days=120)  # the vendor keeps events this long: the defaul
 DEFAULT_PAGE_LIMIT = 1000
 MAX_PAGE_LIMIT = 1000
 BATCH_ROWS = 10_000  # pages are handed to dlt as Arrow tables of about this many rows
+# Events of one type one run loads at most: bounds a run's memory; a backfill takes several runs.
+MAX_EVENTS_PER_LOAD = 50_000
 # (requests, window seconds): 1Password's published limits, kept by the client for each run.
 RATE_LIMITS: tuple[tuple[int, float], ...] = ((600, 60.0), (30_000, 3_600.0))
 

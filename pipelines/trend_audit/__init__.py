@@ -6,6 +6,11 @@ returned twice, by one walk or by two, is stored once and never rewritten. The w
 only when that is safe: the walk has shown itself newest first and a whole page is older than
 every known tenant's newest loaded event minus a lookback window. Otherwise (oldest first,
 shuffled, unknown, or a tenant never loaded before) it reads every page.
+
+A run loads at most `max_events` events: a longer walk keeps its place (the vendor's cursor and
+what the walk has seen so far) in the resource state as a backlog, and the next run continues it;
+the high-water marks move only when a walk ends. A stored cursor the vendor no longer accepts
+starts the walk again from the top (the merge keeps re-read events once).
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ import dlt
 import pyarrow as pa
 from dlt.sources import DltResource
 
-from pipelines.vendor_http import MalformedResponseError, VendorClient, require_records, server_time
+from pipelines.pipeline import BACKLOG
+from pipelines.vendor_http import (
+    MalformedResponseError,
+    VendorClient,
+    VendorHTTPError,
+    require_records,
+    server_time,
+)
 
 from .helpers import LogBatch, OrderWatch, base_url_for, parse_time, trend_client
 from .settings import (
@@ -28,8 +40,10 @@ from .settings import (
     COLUMNS,
     DEFAULT_LOOKBACK,
     LOGS,
+    MAX_EVENTS_PER_LOAD,
     MAX_PAGE_LIMIT,
     PRIMARY_KEY,
+    STALE_CURSOR_STATUSES,
     VENDOR,
     WRITE_DISPOSITION,
 )
@@ -45,6 +59,7 @@ def trend_audit(
     tenant: str | None = None,
     page_limit: int = MAX_PAGE_LIMIT,
     lookback_minutes: float = DEFAULT_LOOKBACK.total_seconds() / 60,
+    max_events: int = MAX_EVENTS_PER_LOAD,
 ) -> DltResource:
     """The Cloud One audit log, loaded incrementally into table `audit_logs`.
 
@@ -57,9 +72,12 @@ def trend_audit(
         page_limit: logs per page, 1 to 25.
         lookback_minutes: events this much older than a tenant's newest loaded event are still
             looked for (must exceed the vendor's delay in logging an event).
+        max_events: events one run loads at most; the walk goes on in the next run.
     """
     if not 1 <= page_limit <= MAX_PAGE_LIMIT:
         raise ValueError(f"{VENDOR}: page_limit must be 1 to {MAX_PAGE_LIMIT}, not {page_limit}")
+    if max_events < 1:
+        raise ValueError(f"{VENDOR}: max_events must be at least 1, not {max_events}")
     url = base_url_for(base_url, region)
     client = trend_client(url, api_key)
     default_tenant = tenant or urlsplit(url).hostname or "cloudone"
@@ -72,34 +90,41 @@ def trend_audit(
         columns=COLUMNS,
     )
     def audit_logs() -> Iterator[pa.Table]:
+        state = dlt.current.resource_state()
         # {tenant: RFC 3339 time of its newest loaded event}; committed with a successful load.
-        marks: dict[str, str] = dlt.current.resource_state().setdefault("high_water", {})
-        walk = _Walk(client, page_limit, {t: parse_time(v) for t, v in marks.items()}, lookback)
+        marks: dict[str, str] = state.setdefault("high_water", {})
+        loaded = {t: parse_time(v) for t, v in marks.items()}
+        walk = _Walk(client, page_limit, loaded, lookback, state.pop(BACKLOG, None))
         batch = LogBatch(default_tenant)
         for page, observed_at in walk.pages():
             walk.see([batch.add(record, observed_at) for record in page])
             if batch.size >= BATCH_ROWS:
                 yield batch.take()
+            if walk.events_this_run >= max_events and walk.cursor is not None:
+                state[BACKLOG] = walk.place()
+                break
         if batch.size:
             yield batch.take()
-        for name, newest in walk.newest.items():
-            if name not in marks or parse_time(marks[name]) < newest:
-                marks[name] = newest.isoformat()
+        if BACKLOG not in state:  # the walk ended: events up to its newest are all loaded
+            for name, newest in walk.newest.items():
+                if name not in marks or parse_time(marks[name]) < newest:
+                    marks[name] = newest.isoformat()
         logger.info(
-            "%s %s: read %d pages, %d events (%d tenants); stopped at %s",
+            "%s %s: read %d pages, %d events (%d tenants); %s",
             VENDOR,
             LOGS,
             walk.pages_read,
             walk.events_read,
             len(walk.newest),
-            walk.stop_reason,
+            "more to load: the next run goes on" if BACKLOG in state else walk.stop_reason,
         )
 
     return audit_logs
 
 
 class _Walk:
-    """One cursor walk over the log, and the decision to stop it early."""
+    """One cursor walk over the log, the decision to stop it early, and its place between runs
+    (`place` / the `resume` argument)."""
 
     def __init__(
         self,
@@ -107,41 +132,83 @@ class _Walk:
         page_limit: int,
         loaded: dict[str, datetime],
         lookback: timedelta,
+        resume: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.page_limit = page_limit
-        self.loaded = loaded  # tenant -> newest event loaded by earlier runs
+        self.loaded = loaded  # tenant -> newest event loaded by earlier walks
         # Every event older than this was visible to an earlier, completed walk.
         self.cutoff = min(loaded.values()) - lookback if loaded else None
-        self.order = OrderWatch()
-        self.newest: dict[str, datetime] = {}  # tenant -> newest event of this walk
-        self.new_tenant = False
-        self.pages_read = self.events_read = 0
-        self.stop_reason = "the last page (no `next`)"
+        self.stop_reason = "stopped at the last page (no `next`)"
+        self.events_this_run = 0
         self._stop = False
+        self._start(resume or {})
+
+    def _start(self, place: dict[str, Any]) -> None:
+        """Begin at `place` (from `place()`), or at the top when it is empty."""
+        self.cursor: str | None = place.get("cursor")
+        self.order = OrderWatch.from_place(place.get("order", {}))
+        self.newest = {t: parse_time(v) for t, v in place.get("newest", {}).items()}
+        self.new_tenant = bool(place.get("new_tenant", False))
+        self.pages_read = int(place.get("pages", 0))
+        self.events_read = int(place.get("events", 0))
+
+    def place(self) -> dict[str, Any]:
+        """Where the walk stands, as JSON-able state for the run that continues it."""
+        return {
+            "cursor": self.cursor,
+            "order": self.order.place(),
+            "newest": {t: moment.isoformat() for t, moment in self.newest.items()},
+            "new_tenant": self.new_tenant,
+            "pages": self.pages_read,
+            "events": self.events_read,
+        }
 
     def pages(self) -> Iterator[tuple[list[dict[str, Any]], datetime]]:
         """Each page's logs and the vendor's time (`Date`), until the end or a safe stop."""
-        params: dict[str, Any] = {"limit": self.page_limit}
         cursors: set[str] = set()
+        resumed = self.cursor is not None
         while not self._stop:
-            response = self.client.get(LOGS, params=params)
+            params: dict[str, Any] = {"limit": self.page_limit}
+            if self.cursor is not None:
+                params["cursor"] = self.cursor
+            try:
+                response = self.client.get(LOGS, params=params)
+            except VendorHTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else None
+                if not resumed or status not in STALE_CURSOR_STATUSES:
+                    raise
+                logger.warning(
+                    "%s: %s refused the stored cursor (HTTP %s); walking again from the top",
+                    VENDOR,
+                    LOGS,
+                    status,
+                )
+                self._start({})
+                continue
+            finally:
+                resumed = False
             body = response.json()
             self.pages_read += 1
-            yield require_records(body, "logs", VENDOR, LOGS), server_time(response)
+            logs = require_records(body, "logs", VENDOR, LOGS)
             cursor = body.get("next")
             if cursor is None or cursor == "":
-                break
-            if not isinstance(cursor, str) or cursor in cursors:
+                self.cursor = None  # the last page
+            elif isinstance(cursor, str) and cursor not in cursors:
+                self.cursor = cursor
+                cursors.add(cursor)
+            else:
                 raise MalformedResponseError(
                     f"{VENDOR}: {LOGS} returned a `next` cursor that is not a new string"
                 )
-            cursors.add(cursor)
-            params = {"limit": self.page_limit, "cursor": cursor}
+            yield logs, server_time(response)
+            if self.cursor is None:
+                break
 
     def see(self, page: list[tuple[str, str, datetime]]) -> None:
         """Take in one page's (tenant, id, time) triples; decide whether the walk may stop."""
         self.events_read += len(page)
+        self.events_this_run += len(page)
         self.order.see([(event_id, moment) for _, event_id, moment in page])
         for tenant, _, moment in page:
             if tenant not in self.loaded:
@@ -156,4 +223,7 @@ class _Walk:
             and max(moment for _, _, moment in page) < self.cutoff
         ):
             self._stop = True
-            self.stop_reason = f"page {self.pages_read}: newest first and older than {self.cutoff}"
+            self.cursor = None
+            self.stop_reason = (
+                f"stopped at page {self.pages_read}: newest first and older than {self.cutoff}"
+            )

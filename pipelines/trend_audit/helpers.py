@@ -210,6 +210,25 @@ class OrderWatch:
         self._rose = False
         self._previous_ids: set[str] = set()
 
+    @classmethod
+    def from_place(cls, place: dict[str, Any]) -> OrderWatch:
+        """A watch continuing from `place()` of an earlier run (empty: a new walk)."""
+        watch = cls()
+        watch._last = parse_time(place["last"]) if place.get("last") else None
+        watch._fell = bool(place.get("fell", False))
+        watch._rose = bool(place.get("rose", False))
+        watch._previous_ids = set(place.get("previous_ids", ()))
+        return watch
+
+    def place(self) -> dict[str, Any]:
+        """What the watch has seen, as JSON-able state."""
+        return {
+            "last": self._last.isoformat() if self._last else None,
+            "fell": self._fell,
+            "rose": self._rose,
+            "previous_ids": sorted(self._previous_ids),
+        }
+
     def see(self, page: list[tuple[str, datetime]]) -> None:
         """Take in one page's (id, time) pairs, in the order served."""
         for event_id, moment in page:

@@ -17,6 +17,10 @@ DEFAULT_LOOKBACK = timedelta(minutes=15)
 # Rows per Arrow table handed to dlt: big enough to make dlt's per-item cost vanish, small
 # enough to keep memory flat however long the walk is.
 BATCH_ROWS = 5_000
+# Events one run loads at most: bounds a run's memory; a longer walk goes on in the next run.
+MAX_EVENTS_PER_LOAD = 50_000
+# Answers to a stored cursor that mean the vendor no longer knows it (the walk starts again).
+STALE_CURSOR_STATUSES = (400, 404, 410)
 
 # The record's documented keys (api-notes); any other top-level key becomes a column of its own.
 KNOWN_KEYS = frozenset(
