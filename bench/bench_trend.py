@@ -6,7 +6,8 @@ For each size, a simulator holding that many events (30 days, newest first) is s
 own process, and each measurement runs in a fresh process (its own peak memory):
 - baseline: a hand-written loader (requests.Session, orjson, pyarrow tables of 10,000 rows,
   DuckDB insert) walking the same log;
-- the dlt source as `posture load trend` runs it (Arrow batches, parquet, merge on tenant + id);
+- the dlt source as `posture load trend` runs it (Arrow batches, parquet, merge on tenant + id,
+  in parts of at most 50,000 events, so memory should stay flat as the count grows);
 - the dlt source again with nothing new (seconds and requests).
 "Load s" is the work after imports; "process s" adds interpreter start-up and imports.
 """
