@@ -7,7 +7,7 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
-from pipelines.pipeline import LOADER_FILE_FORMAT, has_backlog, loading_pipeline, make_pipeline
+from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline, run_in_parts
 from pipelines.registry import SourceSpec
 from warehouse.location import WarehouseLocation
 
@@ -37,23 +37,20 @@ def build_dlt_assets(spec: SourceSpec, location: WarehouseLocation) -> dg.Assets
         dagster_dlt_translator=WarehouseDltTranslator(),
     )
     def load(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
+        def run(pipeline: Any) -> list[Any]:
+            source = spec.source_factory()()
+            return list(
+                dlt.run(
+                    context=context,
+                    dlt_source=source,
+                    dlt_pipeline=pipeline,
+                    loader_file_format=LOADER_FILE_FORMAT,
+                )
+            )
+
         # A backlog (an event source stops at its events-per-load cap) is loaded in further
         # runs within this step; Dagster records the materialisations of the last one.
-        part = 1
-        while True:
-            with loading_pipeline(spec.pipeline_name, location, spec.row_ids) as pipeline:
-                results = list(
-                    dlt.run(
-                        context=context,
-                        dlt_source=spec.source_factory()(),
-                        dlt_pipeline=pipeline,
-                        loader_file_format=LOADER_FILE_FORMAT,
-                    )
-                )
-                if not has_backlog(pipeline, spec.pipeline_name):
-                    yield from results
-                    return
-            context.log.info(f"{spec.vendor}: loaded part {part} of a backlog; loading the next")
-            part += 1
+        *_, last = run_in_parts(spec.pipeline_name, location, spec.row_ids, run)
+        yield from last
 
     return load

@@ -3,8 +3,10 @@ tests and the benchmarks."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import dlt
 import duckdb
@@ -13,6 +15,9 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from warehouse.connection import loader_connection, working_catalog
 from warehouse.location import WarehouseLocation, current_location
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # dlt's default DuckDB format (insert_values) is slow and memory-hungry; parquet goes through
 # Arrow and DuckDB's native reader.
@@ -65,7 +70,22 @@ def loading_pipeline(
         yield make_pipeline(name, location, row_ids, connection)
 
 
-def has_backlog(pipeline: dlt.Pipeline, source_name: str) -> bool:
-    """Whether the last run of `pipeline` left a resource of `source_name` with a backlog."""
-    resources = pipeline.state.get("sources", {}).get(source_name, {}).get("resources", {})
-    return any(state.get(BACKLOG) for state in resources.values())
+def run_in_parts(
+    name: str,
+    location: WarehouseLocation,
+    row_ids: bool,
+    run: Callable[[dlt.Pipeline], T],
+) -> Iterator[T]:
+    """`run(pipeline)` with a fresh `loading_pipeline(name, ...)`, again while the source `name`
+    (each pipeline loads the source of its own name) reports a backlog; yields each result."""
+    part = 1
+    while True:
+        with loading_pipeline(name, location, row_ids) as pipeline:
+            result = run(pipeline)
+            resources = pipeline.state.get("sources", {}).get(name, {}).get("resources", {})
+            backlog = any(state.get(BACKLOG) for state in resources.values())
+        yield result
+        if not backlog:
+            return
+        logger.info("%s: loaded part %d of a backlog; loading the next", name, part)
+        part += 1

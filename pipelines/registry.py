@@ -5,15 +5,12 @@ Cheap to import (the CLI reads it at start-up): dlt is imported only when a sour
 from __future__ import annotations
 
 import importlib
-import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from warehouse.location import WarehouseLocation
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -95,21 +92,15 @@ def load(name: str, location: WarehouseLocation, **source_args: Any) -> list[Any
     backfill is several runs, each committed on its own: memory stays flat, and a failure loses
     only the run in progress. A failed run leaves no half-extracted package behind, so the next
     run starts clean and the warehouse holds exactly what it held before the failure."""
-    from pipelines.pipeline import (  # dlt: slow to import
-        LOADER_FILE_FORMAT,
-        has_backlog,
-        loading_pipeline,
-    )
+    from pipelines.pipeline import LOADER_FILE_FORMAT, run_in_parts  # dlt: slow to import
 
     spec = SOURCES[name]
-    infos = []
-    while True:
+
+    def run(pipeline: Any) -> Any:
+        pipeline.abort_packages()
         source = spec.source_factory()(**source_args)
-        with loading_pipeline(spec.pipeline_name, location, spec.row_ids) as pipeline:
-            pipeline.abort_packages()
-            info = pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
-            info.raise_on_failed_jobs()
-            infos.append(info)
-            if not has_backlog(pipeline, spec.pipeline_name):
-                return infos
-        logger.info("%s: loaded part %d of a backlog; loading the next", spec.vendor, len(infos))
+        info = pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
+        info.raise_on_failed_jobs()
+        return info
+
+    return list(run_in_parts(spec.pipeline_name, location, spec.row_ids, run))
