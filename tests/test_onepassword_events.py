@@ -237,6 +237,15 @@ def test_the_client_stays_within_a_lowered_rate_limit(server, location, tmp_path
     assert sim.rate_limited > 0
 
 
+def test_the_parts_of_a_backfill_share_one_rate_limit(server, location):
+    sim = server.simulator
+    sim.rate_limits = ((12, 2.0),)
+    infos = load("onepassword", location, rate_limits=[(12, 2.0)], max_events=250)
+    assert len(infos) >= 4 and sim.requests_served > 25
+    assert sim.rate_limited == 0  # no part started a fresh count against the vendor's window
+    assert_exactly_the_visible_events(location, sim)
+
+
 def test_the_limiter_waits_for_the_oldest_request_to_leave_the_window():
     now = [100.0]
     waits: list[float] = []

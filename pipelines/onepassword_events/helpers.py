@@ -3,6 +3,7 @@ paginator, token introspection, and the conversion of a page of items into an Ar
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -92,14 +93,33 @@ class RateLimitedAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
+_LIMITERS: dict[tuple[str, str, tuple[tuple[float, ...], ...]], SlidingWindowLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def shared_limiter(
+    base_url: str, token: str, rate_limits: Sequence[Sequence[float]]
+) -> SlidingWindowLimiter:
+    """The process's limiter for one token at one host: every run of the source in this process
+    (the parts of a backfill, each scheduled load) counts against the same windows, as the
+    vendor does."""
+    digest = hashlib.sha256(token.encode()).hexdigest()  # the token itself is not kept here
+    key = (base_url.rstrip("/"), digest, tuple(tuple(window) for window in rate_limits))
+    with _LIMITERS_LOCK:
+        if key not in _LIMITERS:
+            _LIMITERS[key] = SlidingWindowLimiter(rate_limits)
+        return _LIMITERS[key]
+
+
 def onepassword_client(
     base_url: str, token: str, rate_limits: Sequence[Sequence[float]]
 ) -> VendorClient:
-    """A client sending `Authorization: Bearer <token>`, held under `rate_limits`."""
+    """A client sending `Authorization: Bearer <token>`, held under `rate_limits` (shared with
+    every other client of this token in the process)."""
     if not token:
         raise ValueError(f"{VENDOR}: no bearer token configured; set {SECRET_HINT}")
     client = VendorClient(base_url, BearerTokenAuth(token), VENDOR, SECRET_HINT)
-    adapter = RateLimitedAdapter(SlidingWindowLimiter(rate_limits))
+    adapter = RateLimitedAdapter(shared_limiter(base_url, token, rate_limits))
     client.session.mount("https://", adapter)
     client.session.mount("http://", adapter)
     return client
