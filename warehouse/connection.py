@@ -3,6 +3,8 @@ read-write connection that loads write the working file through."""
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -15,8 +17,11 @@ from .location import WarehouseLocation, current_location
 # Loads attach the working file with smaller groups and a small buffer pool (a merge into a
 # 12-million-row table still fits in 64 MB; 48 MB did not), so a load's memory stays flat
 # however many events it brings. Reads of the file are unaffected.
+# Much larger installations can raise the pool with `POSTURE_LOAD_MEMORY_LIMIT` (e.g. `256MB`).
 LOAD_ROW_GROUP_SIZE = 16_384
+LOAD_MEMORY_LIMIT_ENV = "POSTURE_LOAD_MEMORY_LIMIT"
 LOAD_DUCKDB_CONFIG = {"memory_limit": "64MB", "preserve_insertion_order": False, "threads": 1}
+_MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
 def connect_published(location: WarehouseLocation | None = None) -> duckdb.DuckDBPyConnection:
@@ -37,8 +42,14 @@ def working_catalog(location: WarehouseLocation) -> str:
 @contextmanager
 def loader_connection(location: WarehouseLocation) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to the working file for one load, with bounded memory (see
-    `LOAD_ROW_GROUP_SIZE`); closed (and the file checkpointed) on exit."""
-    con = duckdb.connect(config=LOAD_DUCKDB_CONFIG)
+    `LOAD_ROW_GROUP_SIZE`; the pool from `POSTURE_LOAD_MEMORY_LIMIT` when set); closed (and the
+    file checkpointed) on exit."""
+    config = dict(LOAD_DUCKDB_CONFIG)
+    if limit := os.environ.get(LOAD_MEMORY_LIMIT_ENV, "").strip():
+        if not _MEMORY_SIZE.fullmatch(limit):
+            raise ValueError(f"{LOAD_MEMORY_LIMIT_ENV} must be a size such as 256MB, not {limit!r}")
+        config["memory_limit"] = limit
+    con = duckdb.connect(config=config)
     try:
         path = str(location.working_db).replace("'", "''")
         catalog = working_catalog(location).replace('"', '""')

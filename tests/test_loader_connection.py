@@ -1,0 +1,36 @@
+"""The connection loads write the working file through: its own catalog name, small row groups
+(memory stays flat), a bounded buffer pool that an installation can raise."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import query
+from warehouse.connection import LOAD_ROW_GROUP_SIZE, loader_connection
+
+
+def test_loads_write_small_row_groups_into_the_working_file(location):
+    location.ensure()
+    with loader_connection(location) as con:
+        assert con.execute("select current_database()").fetchone() == ("posture",)
+        limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
+        con.execute("create table t as select range as n, repeat('x', 100) as s from range(40000)")
+    # Closed on exit: the file opens directly again, with what the connection wrote.
+    assert query(location, "select count(*) from t") == [(40_000,)]
+    groups = query(location, "select count(distinct row_group_id) from pragma_storage_info('t')")
+    assert groups == [(-(-40_000 // LOAD_ROW_GROUP_SIZE),)]
+    assert limit.endswith("MiB") and float(limit.split()[0]) <= 64
+
+
+def test_the_buffer_pool_can_be_raised_and_a_bad_size_is_named(location, monkeypatch):
+    location.ensure()
+    monkeypatch.setenv("POSTURE_LOAD_MEMORY_LIMIT", "256MB")
+    with loader_connection(location) as con:
+        limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
+    assert float(limit.split()[0]) > 200
+    monkeypatch.setenv("POSTURE_LOAD_MEMORY_LIMIT", "lots")
+    with (
+        pytest.raises(ValueError, match="POSTURE_LOAD_MEMORY_LIMIT must be a size"),
+        loader_connection(location),
+    ):
+        pass
