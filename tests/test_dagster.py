@@ -8,7 +8,7 @@ import pytest
 
 from assets.definitions import build_definitions
 from simulators.server import SimulatorServer
-from tests.conftest import files_containing
+from tests.conftest import files_containing, query
 
 KEEPER_TABLES = (
     "enterprise_stat",
@@ -83,10 +83,9 @@ def test_daily_job_materialises_load_models_checks_and_publish(
     events = result.get_asset_materialization_events()
     trend_log = dg.AssetKey(["trend_audit", "audit_logs"])
     assert [event.asset_key for event in events].count(trend_log) == 1
-    with duckdb.connect(str(location.working_db), read_only=True) as con:
-        trend_rows, trend_loads = con.execute(
-            "select count(*), count(distinct _dlt_load_id) from trend_audit.audit_logs"
-        ).fetchone()
+    ((trend_rows, trend_loads),) = query(
+        location, "select count(*), count(distinct _dlt_load_id) from trend_audit.audit_logs"
+    )
     assert trend_rows == len(trend_env.simulator.retained_events()) and trend_loads > 1
     materialized = {event.asset_key for event in events}
     assert dg.AssetKey(["keeper_rmd", "enterprise_stat_details"]) in materialized

@@ -26,7 +26,8 @@ MAX_PAGE_LIMIT = 1000
 BATCH_ROWS = 10_000  # pages are handed to dlt as Arrow tables of about this many rows
 # Events of one type one run loads at most: bounds a run's memory; a backfill takes several runs.
 MAX_EVENTS_PER_LOAD = 50_000
-# (requests, window seconds): 1Password's published limits, kept by the client for each run.
+# (requests, window seconds): 1Password's published limits, kept by one limiter per token for
+# every run in the process.
 RATE_LIMITS: tuple[tuple[int, float], ...] = ((600, 60.0), (30_000, 3_600.0))
 
 # An event fetched again by a later run (an overlap after a crash) replaces the stored row. Within

@@ -141,7 +141,6 @@ class _Walk:
         self.cutoff = min(loaded.values()) - lookback if loaded else None
         self.stop_reason = "stopped at the last page (no `next`)"
         self.events_this_run = 0
-        self._stop = False
         self._start(resume or {})
 
     def _start(self, place: dict[str, Any]) -> None:
@@ -168,7 +167,7 @@ class _Walk:
         """Each page's logs and the vendor's time (`Date`), until the end or a safe stop."""
         cursors: set[str] = set()
         resumed = self.cursor is not None
-        while not self._stop:
+        while True:
             params: dict[str, Any] = {"limit": self.page_limit}
             if self.cursor is not None:
                 params["cursor"] = self.cursor
@@ -222,8 +221,7 @@ class _Walk:
             and self.order.newest_first
             and max(moment for _, _, moment in page) < self.cutoff
         ):
-            self._stop = True
-            self.cursor = None
+            self.cursor = None  # the walk ends after this page
             self.stop_reason = (
                 f"stopped at page {self.pages_read}: newest first and older than {self.cutoff}"
             )
