@@ -255,14 +255,35 @@ def test_the_limiter_waits_for_the_oldest_request_to_leave_the_window():
         now[0] += seconds
 
     limiter = SlidingWindowLimiter([(3, 10.0), (5, 60.0)], clock=lambda: now[0], sleep=sleep)
+
+    def request() -> None:  # answered at once
+        limiter.done(limiter.acquire())
+
     for _ in range(3):
-        limiter.acquire()
+        request()
     assert waits == []
-    limiter.acquire()  # the 4th within 10 s waits for the 1st to be 10 s old
+    request()  # the 4th within 10 s waits for the 1st to be 10 s old
     assert waits == [pytest.approx(10.0 + limiter.MARGIN)]
-    limiter.acquire()
-    limiter.acquire()  # the 6th within 60 s waits for the 1st to be 60 s old
+    request()
+    request()  # the 6th within 60 s waits for the 1st to be 60 s old
     assert now[0] == pytest.approx(160.0 + limiter.MARGIN)
+
+
+def test_the_limiter_counts_a_window_from_the_answer_of_a_slow_request():
+    now = [100.0]
+    limiter = SlidingWindowLimiter([(1, 10.0)], clock=lambda: now[0], sleep=_advance(now))
+    slow = limiter.acquire()
+    now[0] += 4.0  # the vendor may have seen it only just before answering
+    limiter.done(slow)
+    limiter.done(limiter.acquire())  # the next waits 10 s from the answer, not from the send
+    assert now[0] == pytest.approx(114.0 + limiter.MARGIN)
+
+
+def _advance(now: list[float]):
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    return sleep
 
 
 def test_a_revoked_token_fails_clearly_without_showing_the_token(server, location, token, caplog):

@@ -45,9 +45,11 @@ _naming = NamingConvention()
 # -- the client -----------------------------------------------------------------------------------
 class SlidingWindowLimiter:
     """At most `limit` requests in any `window` seconds, for each (limit, window): `acquire`
-    blocks until one more request fits. Thread-safe."""
+    blocks until one more request fits, `done` marks when its answer came back. Windows are
+    measured from answers, not sends: the vendor saw a request no later than its answer, so a
+    slow request never lets the next ones crowd into the vendor's window. Thread-safe."""
 
-    MARGIN = 0.05  # seconds added to each wait, for the vendor's clock seeing requests later
+    MARGIN = 0.05  # seconds added to each wait, for clock granularity
 
     def __init__(
         self,
@@ -60,24 +62,37 @@ class SlidingWindowLimiter:
             raise ValueError(f"{VENDOR}: rate limits must be positive (requests, seconds) pairs")
         self._clock = clock
         self._sleep = sleep
-        self._sent: deque[float] = deque(maxlen=max((lim for lim, _ in self.limits), default=1))
+        # One slot per request, oldest first: [time its answer came back], or [None] in flight.
+        self._sent: deque[list[float | None]] = deque(
+            maxlen=max((lim for lim, _ in self.limits), default=1)
+        )
         self._lock = threading.Lock()
 
-    def acquire(self) -> None:
-        """Wait until a request fits every window, then count it as sent."""
+    def acquire(self) -> list[float | None]:
+        """Wait until a request fits every window; returns its slot, for `done`."""
         with self._lock:
             while True:
                 now = self._clock()
                 wait = 0.0
                 for limit, window in self.limits:
                     if len(self._sent) >= limit:
-                        wait = max(wait, self._sent[-limit] + window + self.MARGIN - now)
+                        (answered,) = self._sent[-limit]
+                        if answered is None:  # still in flight: look again shortly
+                            wait = max(wait, self.MARGIN)
+                        else:
+                            wait = max(wait, answered + window + self.MARGIN - now)
                 if wait <= 0:
                     break
                 if wait >= 1:
                     logger.info("%s: waiting %.1f s to stay within the rate limits", VENDOR, wait)
                 self._sleep(wait)
-            self._sent.append(now)
+            slot: list[float | None] = [None]
+            self._sent.append(slot)
+            return slot
+
+    def done(self, slot: list[float | None]) -> None:
+        """Mark the request of `slot` answered (or failed) now."""
+        slot[0] = self._clock()
 
 
 class RateLimitedAdapter(HTTPAdapter):
@@ -89,8 +104,11 @@ class RateLimitedAdapter(HTTPAdapter):
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
         """Send `request` once the limiter lets it go."""
-        self.limiter.acquire()
-        return super().send(request, *args, **kwargs)
+        slot = self.limiter.acquire()
+        try:
+            return super().send(request, *args, **kwargs)
+        finally:
+            self.limiter.done(slot)
 
 
 _LIMITERS: dict[tuple[str, str, tuple[tuple[float, ...], ...]], SlidingWindowLimiter] = {}
