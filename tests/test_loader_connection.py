@@ -14,12 +14,14 @@ def test_loads_write_small_row_groups_into_the_working_file(location):
     with loader_connection(location) as con:
         assert con.execute("select current_database()").fetchone() == ("posture",)
         limit = con.execute("select current_setting('memory_limit')").fetchone()[0]
+        spills = con.execute("select current_setting('temp_directory')").fetchone()[0]
         con.execute("create table t as select range as n, repeat('x', 100) as s from range(40000)")
     # Closed on exit: the file opens directly again, with what the connection wrote.
     assert query(location, "select count(*) from t") == [(40_000,)]
     groups = query(location, "select count(distinct row_group_id) from pragma_storage_info('t')")
     assert groups == [(-(-40_000 // LOAD_ROW_GROUP_SIZE),)]
     assert limit.endswith("MiB") and float(limit.split()[0]) <= 64
+    assert spills == f"{location.working_db}.tmp"  # beside the file, not the process's folder
 
 
 def test_the_buffer_pool_can_be_raised_and_a_bad_size_is_named(location, monkeypatch):

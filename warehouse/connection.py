@@ -49,6 +49,9 @@ def loader_connection(location: WarehouseLocation) -> Iterator[duckdb.DuckDBPyCo
         if not _MEMORY_SIZE.fullmatch(limit):
             raise ValueError(f"{LOAD_MEMORY_LIMIT_ENV} must be a size such as 256MB, not {limit!r}")
         config["memory_limit"] = limit
+    # Spills go beside the file, as when DuckDB opens it directly; an in-memory connection
+    # would otherwise spill into `./.tmp`, shared by every load started from the same folder.
+    config["temp_directory"] = f"{location.working_db}.tmp"
     con = duckdb.connect(config=config)
     try:
         path = str(location.working_db).replace("'", "''")
