@@ -3,6 +3,7 @@ tests and the benchmarks."""
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -11,6 +12,7 @@ from typing import TypeVar
 import dlt
 import duckdb
 import pyarrow as pa
+from dlt.common.runtime.collector import NullCollector
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from warehouse.connection import loader_connection, working_catalog
@@ -25,6 +27,19 @@ LOADER_FILE_FORMAT = "parquet"
 # The resource-state key of a resource that stopped at its events-per-load cap with more to
 # load: the run that reaches the end removes it. Loads run again while one is set.
 BACKLOG = "backlog"
+
+
+class ReleaseFreedMemory(NullCollector):
+    """dlt's progress hook, used to hand the heap that one step freed back to the OS as the next
+    starts. glibc keeps what the extract's threads freed (Python pages, Arrow buffers) for
+    them; without this the load's DuckDB allocates beside it (measured: about 40 MB at 200,000
+    events). Elsewhere than glibc it does nothing."""
+
+    _trim = getattr(ctypes.CDLL(None), "malloc_trim", None)
+
+    def _start(self, step: str) -> None:
+        if self._trim is not None:
+            self._trim(0)
 
 
 def make_pipeline(
@@ -43,6 +58,9 @@ def make_pipeline(
     location = (location or current_location()).ensure()
     dlt.config[f"{name}.normalize.parquet_normalizer.add_dlt_load_id"] = True
     dlt.config[f"{name}.normalize.parquet_normalizer.add_dlt_id"] = row_ids
+    # One load job at a time: DuckDB has one writer, and jobs run side by side share the loads'
+    # small buffer pool, run out of it and are retried (or fail once retries are used up).
+    dlt.config[f"{name}.load.workers"] = 1
     if connection is None:
         credentials = DuckDbCredentials(str(location.working_db))
     else:  # each session dlt clones from it must default to the attached file, too
@@ -53,6 +71,7 @@ def make_pipeline(
         pipelines_dir=str(location.pipelines_dir),
         destination=dlt.destinations.duckdb(credentials),
         dataset_name=name,
+        progress=ReleaseFreedMemory(),
     )
 
 
