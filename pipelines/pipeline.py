@@ -11,7 +11,6 @@ from typing import TypeVar
 
 import dlt
 import duckdb
-import pyarrow as pa
 from dlt.common.runtime.collector import NullCollector
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
@@ -82,9 +81,6 @@ def loading_pipeline(
     """The pipeline `name` (see `make_pipeline`) writing through a memory-bounded connection to
     the working file, which is held for the duration and closed on exit."""
     location = (location or current_location()).ensure()
-    # Arrow's default allocator keeps freed pages for Arrow alone; the system allocator hands
-    # them back, so the load's DuckDB can reuse what extraction freed (-20 to -50 MB peak).
-    pa.set_memory_pool(pa.system_memory_pool())
     with loader_connection(location) as connection:
         yield make_pipeline(name, location, row_ids, connection)
 

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from tests.conftest import query
@@ -36,3 +40,15 @@ def test_the_buffer_pool_can_be_raised_and_a_bad_size_is_named(location, monkeyp
         loader_connection(location),
     ):
         pass
+
+
+@pytest.mark.parametrize("entry", ["assets.definitions", "cli.main", "pipelines.registry"])
+def test_loads_allocate_arrow_memory_with_the_system_allocator(entry):
+    # Arrow chooses its allocator as pyarrow loads, so each way into a load must set it first;
+    # a value the installation set is kept.
+    probe = f"import {entry}, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    run = [sys.executable, "-c", probe]
+    assert subprocess.run(run, capture_output=True, text=True, env=env).stdout.strip() == "system"
+    env["ARROW_DEFAULT_MEMORY_POOL"] = "jemalloc"
+    assert subprocess.run(run, capture_output=True, text=True, env=env).stdout.strip() == "jemalloc"
