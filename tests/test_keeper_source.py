@@ -110,6 +110,24 @@ def test_a_retake_replaces_only_that_day(keeper_env: SimulatorServer, location):
     assert observed.replace(tzinfo=None) == keeper_env.simulator.now.replace(tzinfo=None)
 
 
+def test_a_retake_that_finds_no_alerts_clears_that_days_alerts(
+    keeper_env: SimulatorServer, location, monkeypatch
+):
+    load("keeper", location)
+    keeper_env.simulator.advance(days=1)
+    load("keeper", location)
+    alerts = {table: per_day(location, table) for table in TABLES[2:4]}
+    assert all(len(days) == 2 for days in alerts.values())
+    # Later the same day the vendor answers no alerts at all: an empty list, so no detail calls.
+    monkeypatch.setattr(keeper_env.simulator, "_alert_rows", list)
+    keeper_env.simulator.advance(hours=3)
+    load("keeper", location)
+    today = keeper_env.simulator.now.date().isoformat()
+    for table, days in alerts.items():
+        assert per_day(location, table) == {d: n for d, n in days.items() if d != today}, table
+    assert len(per_day(location, "security_benchmarks")) == 2  # the other tables keep the day
+
+
 def test_wrong_token_names_keeper_and_401_and_leaks_nothing(
     keeper: SimulatorServer, location, keeper_token: str, capsys
 ):

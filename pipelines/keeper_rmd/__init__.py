@@ -2,8 +2,9 @@
 
 The endpoints answer only "now", so each run is a snapshot: every row carries its tenant, the
 vendor's observation time (`observed_at`, from the `Date` header) and its UTC `snapshot_date`, and
-dlt adds `_dlt_load_id`. A re-take on the same day replaces that day's rows (delete-insert on
-tenant + snapshot_date); other days are never touched, so the tables are the history.
+dlt adds `_dlt_load_id`. A re-take on the same day replaces that day's rows of the tenant, also
+when an endpoint now answers none (each table, even empty, is loaded with that scope); other days
+are never touched, so the tables are the history.
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ def keeper_rmd(
         return dlt.resource(
             name=name,
             write_disposition=SNAPSHOT_DISPOSITION,
-            merge_key=SNAPSHOT_KEY,
             primary_key=primary_key,
             columns={**SNAPSHOT_COLUMNS, **TABLE_COLUMNS[name]},
         )
@@ -67,17 +67,21 @@ def keeper_rmd(
             stamp = observation.stamp(page.response)
             yield [{**row, **stamp} for row in require_records(body, key, VENDOR, path)]
 
-    def table(name: str, rows: list[dict[str, Any]], path: str) -> pa.Table:
+    def table(name: str, rows: list[dict[str, Any]], path: str) -> Any:
+        """`rows` (possibly none) as a typed Arrow table, marked to replace the snapshot's day."""
         hints = {**SNAPSHOT_COLUMNS, **TABLE_COLUMNS[name]}
-        return records_to_table(rows, hints, f"{VENDOR}: {path}")
+        return dlt.mark.with_hints(
+            records_to_table(rows, hints, f"{VENDOR}: {path}"),
+            dlt.mark.make_hints(write_disposition=observation.replacing_its_day()),
+        )
 
     @snapshot_resource("enterprise_stat", primary_key=SNAPSHOT_KEY)
-    def enterprise_stat() -> Iterator[dict[str, Any]]:
+    def enterprise_stat() -> Iterator[pa.Table]:
         for page in _fetch(client, STAT):
             body = page[0]
             for key in ("users_has_records", "users_logged_recent"):
                 require(body, key, int, VENDOR, STAT)
-            yield {**body, **observation.stamp(page.response)}
+            yield table("enterprise_stat", [{**body, **observation.stamp(page.response)}], STAT)
 
     @snapshot_resource("enterprise_stat_details", primary_key=(*SNAPSHOT_KEY, "enterprise_user_id"))
     def enterprise_stat_details() -> Iterator[list[dict[str, Any]]]:
@@ -90,23 +94,26 @@ def keeper_rmd(
             yield table("enterprise_stat_details", rows, STAT_DETAILS)
 
     @snapshot_resource("security_alerts_summary", primary_key=(*SNAPSHOT_KEY, "event"))
-    def security_alerts_summary() -> Iterator[list[dict[str, Any]]]:
+    def security_alerts_summary() -> Iterator[pa.Table]:
         for rows in pages(ALERTS_SUMMARY, "security_alerts_summary"):
             for row in rows:
                 require(row, "event", str, VENDOR, ALERTS_SUMMARY)
-            yield rows  # small; kept as records because the detail fan-out reads them
+            yield table("security_alerts_summary", rows, ALERTS_SUMMARY)
 
-    # Fanned out from the summary: one detail call per event type seen today. No primary key:
-    # a vendor that answers per user returns several rows per event type.
+    # Fanned out from the summary: one detail call per event type seen today (none when the
+    # summary is empty, which still replaces the day's details). No primary key: a vendor that
+    # answers per user returns several rows per event type.
     @dlt.transformer(
         name="security_alerts_detail",
         data_from=security_alerts_summary,
         write_disposition=SNAPSHOT_DISPOSITION,
-        merge_key=SNAPSHOT_KEY,
         columns={**SNAPSHOT_COLUMNS, **TABLE_COLUMNS["security_alerts_detail"]},
     )
-    def security_alerts_detail(summary: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
-        for event_type in dict.fromkeys(row["event"] for row in summary):
+    def security_alerts_detail(summary: pa.Table) -> Iterator[pa.Table]:
+        event_types = dict.fromkeys(summary.column("event").to_pylist())
+        if not event_types:
+            yield table("security_alerts_detail", [], ALERTS_DETAIL)
+        for event_type in event_types:
             params = {"audit_event_type": event_type}
             # Both seeds show the detail under the summary's key.
             for rows in pages(ALERTS_DETAIL, "security_alerts_summary", params):

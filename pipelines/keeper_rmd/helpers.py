@@ -12,7 +12,7 @@ from requests import Request, Response
 
 from pipelines.vendor_http import MalformedResponseError, VendorClient, parse_utc, server_time
 
-from .settings import SECRET_HINT, VENDOR
+from .settings import SECRET_HINT, SNAPSHOT_DISPOSITION, VENDOR
 
 
 def keeper_client(base_url: str, api_token: str) -> VendorClient:
@@ -66,6 +66,18 @@ class Observation:
         """The UTC day of the observation."""
         assert self.observed_at is not None
         return self.observed_at.date()
+
+    def replacing_its_day(self) -> dict[str, Any]:
+        """The merge that replaces this tenant's rows of the snapshot's day and no others. Its
+        scope is the day, not the rows loaded, so a table the vendor now answers empty loses
+        that day's earlier rows too (dlt's `destination_scope`; `{table}` is dlt's placeholder
+        for the destination table, and braces in the tenant are escaped for it)."""
+        tenant = self.tenant.replace("'", "''").replace("{", "{{").replace("}", "}}")
+        scope = (
+            f"{{table}}.tenant = '{tenant}'"
+            f" AND {{table}}.snapshot_date = DATE '{self.snapshot_date.isoformat()}'"
+        )
+        return {**SNAPSHOT_DISPOSITION, "destination_scope": scope}
 
 
 def parse_keeper_time(value: Any, field: str, endpoint: str) -> datetime | None:
