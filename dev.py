@@ -27,6 +27,9 @@ QUIET_ENV = {
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     "DAGSTER_HOME": str(ROOT / "data" / "dagster"),
 }
+# The local Dagster instance: no telemetry, and one step at a time in the warehouse's writer pool
+# across runs (see `assets/schedules.py`).
+DAGSTER_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
 
 
 def _requirements_hash() -> str:
@@ -68,7 +71,7 @@ def main(argv: list[str]) -> None:
     Path(QUIET_ENV["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     dagster_yaml = Path(QUIET_ENV["DAGSTER_HOME"]) / "dagster.yaml"
     if not dagster_yaml.exists():
-        dagster_yaml.write_text("telemetry:\n  enabled: false\n")
+        dagster_yaml.write_text(DAGSTER_YAML)
     if verb == "demo":
         _run([str(BIN / "posture"), "demo", *rest])
     elif verb == "check":

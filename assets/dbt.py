@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
+from assets.schedules import WRITER_POOL
 from warehouse.location import WarehouseLocation
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_models"
@@ -48,7 +49,9 @@ def ensure_manifest(project: DbtProject) -> Path:
 def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
     """All dbt models and seeds as assets, keyed so dbt sources meet the dlt assets."""
 
-    @dbt_assets(manifest=project.manifest_path, project=project, name="dbt_models")
+    @dbt_assets(
+        manifest=project.manifest_path, project=project, name="dbt_models", pool=WRITER_POOL
+    )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         yield from dbt.cli(["build"], context=context).stream()
 

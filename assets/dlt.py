@@ -7,6 +7,7 @@ import dagster as dg
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
+from assets.schedules import WRITER_POOL
 from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline, run_in_parts
 from pipelines.registry import SourceSpec
 from warehouse.location import WarehouseLocation
@@ -35,6 +36,7 @@ def build_dlt_assets(spec: SourceSpec, location: WarehouseLocation) -> dg.Assets
         dlt_pipeline=make_pipeline(spec.pipeline_name, location, spec.row_ids),
         name=spec.pipeline_name,
         dagster_dlt_translator=WarehouseDltTranslator(),
+        pool=WRITER_POOL,
     )
     def load(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
         def run(pipeline: Any) -> list[Any]:

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.schedules import WRITER_POOL
 from warehouse.location import WarehouseLocation
 from warehouse.publish import publish
 
@@ -16,6 +17,7 @@ def build_publish_asset(
         group_name="publish",
         deps=list(upstream.keys),
         kinds={"duckdb"},
+        pool=WRITER_POOL,
         description="Read-only copy of the warehouse that BI tools and analysts open.",
     )
     def published_warehouse() -> dg.MaterializeResult:

@@ -17,6 +17,11 @@ SNAPSHOT_SOURCES = ("keeper_rmd",)
 # How old a source's last load may be before its freshness check fails.
 FRESHNESS = {"keeper_rmd": timedelta(hours=36)}
 EVENTS_FRESHNESS = timedelta(hours=3)
+# Every step that writes the warehouse (loads, dbt, publishing) claims this Dagster concurrency
+# pool. DuckDB has one writer, and the daily and hourly jobs may overlap; with the pool limited
+# to 1 (`concurrency: pools: default_limit: 1` in the instance's dagster.yaml) a step of one run
+# waits for the other's instead of failing on the file's lock.
+WRITER_POOL = "warehouse_writer"
 
 
 def event_groups() -> list[str]:

@@ -7,6 +7,7 @@ import duckdb
 import pytest
 
 from assets.definitions import build_definitions
+from assets.schedules import WRITER_POOL
 from simulators.server import SimulatorServer
 from tests.conftest import files_containing, query
 
@@ -51,6 +52,18 @@ def test_definitions_load_with_one_lineage_graph(defs: dg.Definitions):
     check_names = {key.name for key in graph.asset_check_keys}
     assert any(name.startswith("not_null_") for name in check_names)
     assert any("freshness" in name for name in check_names)
+
+
+def test_every_step_that_writes_the_warehouse_claims_the_writer_pool(defs: dg.Definitions):
+    # DuckDB has one writer: steps of overlapping runs take turns instead of failing on the lock.
+    graph = defs.resolve_asset_graph()
+    pools = {
+        graph.get(key).assets_def.node_def.name: graph.get(key).assets_def.op.pool
+        for key in graph.get_all_asset_keys()
+        if graph.get(key).is_materializable
+    }
+    assert {"keeper_rmd", "dbt_models", "published_warehouse"} <= set(pools)
+    assert set(pools.values()) == {WRITER_POOL}
 
 
 def test_only_the_enabled_sources_are_scheduled(monkeypatch, location):
