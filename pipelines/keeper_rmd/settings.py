@@ -38,7 +38,8 @@ TABLE_COLUMNS = {
         "last_logged_in": {"data_type": "timestamp"},
         "has_records": {"data_type": "bool"},
     },
-    "security_alerts_summary": ALERT_COLUMNS,
+    # `event` is the summary's key (the detail may repeat it or leave it out).
+    "security_alerts_summary": {**ALERT_COLUMNS, "event": {"data_type": "text", "nullable": False}},
     "security_alerts_detail": {"audit_event_type": {"data_type": "text"}, **ALERT_COLUMNS},
     "security_benchmarks": {
         "id": {"data_type": "text", "nullable": False},
