@@ -11,6 +11,7 @@ from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from assets.schedules import WRITER_POOL
 from warehouse.location import WarehouseLocation
+from warehouse.writer import writer_turn
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_models"
 DUCKDB_PATH_ENV = "POSTURE_DUCKDB_PATH"  # read by dbt_models/profiles.yml
@@ -46,13 +47,15 @@ def ensure_manifest(project: DbtProject) -> Path:
     return manifest
 
 
-def build_dbt_assets(project: DbtProject) -> dg.AssetsDefinition:
-    """All dbt models and seeds as assets, keyed so dbt sources meet the dlt assets."""
+def build_dbt_assets(project: DbtProject, location: WarehouseLocation) -> dg.AssetsDefinition:
+    """All dbt models and seeds as assets, keyed so dbt sources meet the dlt assets; the build
+    runs in a writer turn on `location`'s working file."""
 
     @dbt_assets(
         manifest=project.manifest_path, project=project, name="dbt_models", pool=WRITER_POOL
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-        yield from dbt.cli(["build"], context=context).stream()
+        with writer_turn(location):
+            yield from dbt.cli(["build"], context=context).stream()
 
     return dbt_models

@@ -22,7 +22,7 @@ def build_definitions(location: WarehouseLocation) -> dg.Definitions:
     project = dbt_project()
     ensure_manifest(project)
     dlt_assets = [build_dlt_assets(spec, location) for spec in enabled_sources()]
-    dbt_models = build_dbt_assets(project)
+    dbt_models = build_dbt_assets(project, location)
     jobs, schedules = build_jobs_and_schedules()
     freshness_checks, freshness_sensor = build_freshness_checks(dlt_assets)
     return dg.Definitions(

@@ -8,6 +8,7 @@ from pipelines.registry import SOURCES
 def describe(exc: BaseException) -> tuple[str, int]:
     """(message, exit code) for an exception raised by a command."""
     from pipelines.vendor_http import find_vendor_error
+    from warehouse.writer import WarehouseBusyError
 
     vendor_error = find_vendor_error(exc)
     if vendor_error is not None:
@@ -15,6 +16,8 @@ def describe(exc: BaseException) -> tuple[str, int]:
     missing = _missing_config(exc)
     if missing:
         return f"missing configuration: {missing} (environment or .dlt/secrets.toml)", 2
+    if isinstance(exc, WarehouseBusyError):
+        return str(exc), 1
     if isinstance(exc, (FileNotFoundError, ValueError)):
         return str(exc), 2
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -69,13 +69,16 @@ def transform(location: WarehouseLocation, quiet: bool = False) -> None:
     import subprocess
 
     from assets.dbt import DBT_PROJECT_DIR, point_dbt_at
+    from warehouse.writer import writer_turn
 
     point_dbt_at(location)  # profile path and PATH for this process and its children
     started = time.perf_counter()
     folder = str(DBT_PROJECT_DIR)
     command = [shutil.which("dbt") or "dbt", "build", "--project-dir", folder]
     command += ["--profiles-dir", folder, *(["--quiet"] if quiet else [])]
-    if subprocess.run(command, check=False).returncode:
+    with writer_turn(location):
+        returncode = subprocess.run(command, check=False).returncode
+    if returncode:
         results = DBT_PROJECT_DIR / "target" / "run_results.json"
         failed = []
         if results.exists():

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import duckdb
 
 from .location import WarehouseLocation, current_location
+from .writer import writer_turn
 
 # DuckDB keeps the row group an INSERT is filling in memory, outside its buffer-pool limit, until
 # the group is full: 122,880 rows by default, about 250 MB of audit events with their raw JSON.
@@ -42,8 +43,8 @@ def working_catalog(location: WarehouseLocation) -> str:
 @contextmanager
 def loader_connection(location: WarehouseLocation) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to the working file for one load, with bounded memory (see
-    `LOAD_ROW_GROUP_SIZE`; the pool from `POSTURE_LOAD_MEMORY_LIMIT` when set); closed (and the
-    file checkpointed) on exit."""
+    `LOAD_ROW_GROUP_SIZE`; the pool from `POSTURE_LOAD_MEMORY_LIMIT` when set), opened in this
+    step's writer turn (`writer_turn`); closed (and the file checkpointed) on exit."""
     config = dict(LOAD_DUCKDB_CONFIG)
     if limit := os.environ.get(LOAD_MEMORY_LIMIT_ENV, "").strip():
         if not _MEMORY_SIZE.fullmatch(limit):
@@ -52,12 +53,13 @@ def loader_connection(location: WarehouseLocation) -> Iterator[duckdb.DuckDBPyCo
     # Spills go beside the file, as when DuckDB opens it directly; an in-memory connection
     # would otherwise spill into `./.tmp`, shared by every load started from the same folder.
     config["temp_directory"] = f"{location.working_db}.tmp"
-    con = duckdb.connect(config=config)
-    try:
-        path = str(location.working_db).replace("'", "''")
-        catalog = working_catalog(location).replace('"', '""')
-        con.execute(f"ATTACH '{path}' AS \"{catalog}\" (ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE})")
-        con.execute(f'USE "{catalog}"')
-        yield con
-    finally:
-        con.close()
+    with writer_turn(location):
+        con = duckdb.connect(config=config)
+        try:
+            path = str(location.working_db).replace("'", "''")
+            catalog = working_catalog(location).replace('"', '""')
+            con.execute(f"ATTACH '{path}' AS \"{catalog}\" (ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE})")
+            con.execute(f'USE "{catalog}"')
+            yield con
+        finally:
+            con.close()

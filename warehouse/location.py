@@ -2,6 +2,7 @@
 
 Layout under the data directory (default `./data`, or `POSTURE_DATA_DIR`):
 - `posture.duckdb`: the working file. Only loads and dbt write it, one step at a time.
+- `posture.duckdb.writer`: the lock a step holds while it writes the working file.
 - `pipelines/`: dlt's pipeline state (incremental cursors, schemas), kept beside the file it
   describes so that a fresh warehouse never inherits an old cursor.
 - `published/posture.duckdb`: the read-only copy that BI tools and analysts open.
@@ -26,6 +27,11 @@ class WarehouseLocation:
     def working_db(self) -> Path:
         """The DuckDB file that loads and dbt write."""
         return self.data_dir / "posture.duckdb"
+
+    @property
+    def writer_lock(self) -> Path:
+        """The file whose lock a step holds while it writes the working file."""
+        return self.data_dir / "posture.duckdb.writer"
 
     @property
     def pipelines_dir(self) -> Path:

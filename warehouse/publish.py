@@ -19,6 +19,7 @@ from pathlib import Path
 import duckdb
 
 from .location import WarehouseLocation
+from .writer import writer_turn
 
 
 @dataclass(frozen=True)
@@ -31,23 +32,25 @@ class PublishResult:
 
 
 def publish(location: WarehouseLocation) -> PublishResult:
-    """Swap a fresh read-only copy of the working file in at `location.published_db`."""
+    """Swap a fresh read-only copy of the working file in at `location.published_db`, in a
+    writer turn (no load or build changes the file while it is copied)."""
     started = time.perf_counter()
     source = location.working_db
     if not source.exists():
         raise FileNotFoundError(f"no warehouse to publish: {source} does not exist (load first)")
-    with duckdb.connect(str(source)) as con:  # fails at once if a load holds the file
-        con.execute("CHECKPOINT")
     target = location.ensure().published_db
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    try:
-        shutil.copyfile(source, staging)
-        with open(staging, "rb+") as handle:
-            os.fsync(handle.fileno())
-        staging.chmod(0o444)
-        os.replace(staging, target)
-    finally:
-        staging.unlink(missing_ok=True)
+    with writer_turn(location):
+        with duckdb.connect(str(source)) as con:
+            con.execute("CHECKPOINT")
+        try:
+            shutil.copyfile(source, staging)
+            with open(staging, "rb+") as handle:
+                os.fsync(handle.fileno())
+            staging.chmod(0o444)
+            os.replace(staging, target)
+        finally:
+            staging.unlink(missing_ok=True)
     _fsync_dir(target.parent)
     return PublishResult(target, target.stat().st_size, time.perf_counter() - started)
 

@@ -1,0 +1,72 @@
+"""Writers take turns on the working file across processes: a second one waits, then runs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.registry import load
+from simulators.server import SimulatorServer
+from tests.conftest import query
+from warehouse.location import DATA_DIR_ENV
+from warehouse.writer import WRITER_WAIT_ENV, writer_turn
+
+LOADS = "select count(*) from keeper_rmd._dlt_loads"
+
+
+def posture(*args: str, location, **env: str) -> subprocess.Popen:
+    """`posture <args>` in its own process on `location`, its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, DATA_DIR_ENV: str(location.data_dir), **env},
+    )
+
+
+def test_a_load_started_during_another_writer_waits_for_it_then_loads(
+    keeper_env: SimulatorServer, location
+):
+    with writer_turn(location):  # this test is the other writer
+        cli = posture("load", "keeper", location=location)
+        waiting = next((line for line in cli.stderr if "waiting" in line), "")  # blocks
+        assert "waiting up to 900 s" in waiting and str(location.working_db) in waiting
+        assert cli.poll() is None  # still waiting: nothing written yet
+        assert not location.working_db.exists()
+    out, err = cli.communicate(timeout=300)
+    assert cli.returncode == 0, err
+    assert "loaded keeper" in out
+    assert query(location, LOADS) == [(1,)]
+    assert query(location, "select count(*) from keeper_rmd.enterprise_stat") == [(1,)]
+
+
+def test_a_writer_that_waits_too_long_fails_clearly_and_changes_nothing(
+    keeper_env: SimulatorServer, location
+):
+    load("keeper", location)
+    before = query(location, LOADS)
+    keeper_env.simulator.advance(days=1)
+    with writer_turn(location):
+        for command in (("load", "keeper"), ("publish",)):
+            cli = posture(*command, location=location, **{WRITER_WAIT_ENV: "0.5"})
+            out, err = cli.communicate(timeout=300)
+            assert cli.returncode == 1, (command, out, err)
+            assert "still in use by another load, transform or publish after 0.5 s" in err
+            assert WRITER_WAIT_ENV in err and "Traceback" not in err
+    assert query(location, LOADS) == before
+    assert not location.published_db.exists()
+
+
+def test_a_bad_wait_setting_is_named(location, monkeypatch: pytest.MonkeyPatch):
+    cli = posture("transform", location=location, **{WRITER_WAIT_ENV: "soon"})
+    _, err = cli.communicate(timeout=120)
+    assert cli.returncode == 2
+    assert f"{WRITER_WAIT_ENV} must be a number of seconds (0 or more), not 'soon'" in err
+    for bad in ("-1", "inf", "nan"):
+        monkeypatch.setenv(WRITER_WAIT_ENV, bad)
+        with pytest.raises(ValueError, match=WRITER_WAIT_ENV), writer_turn(location):
+            pass
