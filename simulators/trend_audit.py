@@ -10,7 +10,8 @@ the day in hourly steps) and forgets events older than `retention_days`. At `sta
 holds `history_days` of events. A walk is over a snapshot of the log taken at its first page: the
 cursor carries the snapshot's bounds, so events logged during a walk wait for the next walk and
 a cursor stays valid while the clock moves (events that expire meanwhile are left out). The order
-of a walk is a switch (`newest`, `oldest`, `shuffled`) because the vendor does not document it.
+of a walk is a switch (`newest`, `oldest`, `shuffled`, `grouped`) because the vendor does not
+document it.
 An API key sees one account's events, or every account's when it is mapped to None.
 """
 
@@ -34,7 +35,7 @@ LOGS_PATH = "/api/logs"
 MAX_LIMIT = 25
 DEFAULT_ACCOUNTS = ("310442718012",)
 DEFAULT_API_KEY = "fake-trend-api-key"
-ORDERS = ("newest", "oldest", "shuffled")
+ORDERS = ("newest", "oldest", "shuffled", "grouped")
 
 EVENT_TYPES = (
     "audit.account_created.v1",
@@ -155,8 +156,9 @@ class TrendAuditSimulator(VendorSimulator):
         api_keys: key -> the account it belongs to, or None for a key that sees every account.
         events_per_day: events logged a day in each account.
         history_days: days of events already in the log at `start`.
-        order: the order of a walk: `newest` first, `oldest` first, or `shuffled` (pages in a
-            scrambled order and records shuffled within each page).
+        order: the order of a walk: `newest` first, `oldest` first, `shuffled` (pages in a
+            scrambled order and records shuffled within each page), or `grouped` (one account's
+            events after another's, each account's newest first).
         max_requests_per_second: above this rate a request is answered 429 (0: no limit).
         send_retry_after: send `Retry-After` (whole seconds) with a rate-limit 429.
         retention_days: events older than this are gone from the log.
@@ -374,7 +376,10 @@ class TrendAuditSimulator(VendorSimulator):
         else:
             self._walks += 1
             walk = _Walk(scope, view.dropped, view.end, 0, limit, self._walks)
-        positions, more = walk.page(self.order)
+        if self.order == "grouped":
+            positions, more = walk.grouped_page(view)
+        else:
+            positions, more = walk.page(self.order)
         logs = [self._served(view.events[p - view.dropped]) for p in positions if p >= view.dropped]
         if self.order == "shuffled":
             random.Random(walk.seed * 100_003 + walk.page_no).shuffle(logs)
@@ -434,6 +439,13 @@ class _Walk:
             return range(top - 1, max(self.low, top - self.size) - 1, -1), more
         bottom = self.low + block * self.size
         return range(bottom, min(self.high, bottom + self.size)), more
+
+    def grouped_page(self, view: _View) -> tuple[list[int], bool]:
+        """This page of the snapshot ordered by account, each account's newest first."""
+        live = range(max(self.low, view.dropped), self.high)
+        ordered = sorted(live, key=lambda p: (view.events[p - view.dropped]["accountID"], -p))
+        start = self.page_no * self.size
+        return ordered[start : start + self.size], start + self.size < len(ordered)
 
     def following(self) -> _Walk:
         return _Walk(self.scope, self.low, self.high, self.page_no + 1, self.size, self.seed)

@@ -367,6 +367,17 @@ def test_one_key_for_several_accounts(location, trend_key: str):
         assert load(location, server, trend_key) <= 3
 
 
+def test_events_grouped_by_account_are_walked_past_the_first_account(location, trend_key: str):
+    # One account's events after the other's, each newest first: the walk looks newest first
+    # within the first account, but the second one's new events come after its old ones.
+    sim = simulator(trend_key, accounts=(ACCOUNT, OTHER_ACCOUNT), order="grouped")
+    with SimulatorServer(sim) as server:
+        load(location, server, trend_key)
+        sim.advance(hours=12)
+        load(location, server, trend_key)
+        assert loaded_ids(location) == expected_ids(sim)
+
+
 def test_a_key_per_account_into_one_pipeline(location, trend_key: str):
     keys = {f"{trend_key}-a": ACCOUNT, f"{trend_key}-b": OTHER_ACCOUNT}
     sim = simulator(trend_key, accounts=(ACCOUNT, OTHER_ACCOUNT), api_keys=keys)

@@ -3,9 +3,10 @@
 The vendor keeps a year of audit events; this source keeps them for good. Each run walks the log
 with the cursor (the only way the API offers) and merges insert-only on (tenant, id), so an event
 returned twice, by one walk or by two, is stored once and never rewritten. The walk stops early
-only when that is safe: the walk has shown itself newest first and a whole page is older than
-every known tenant's newest loaded event minus a lookback window. Otherwise (oldest first,
-shuffled, unknown, or a tenant never loaded before) it reads every page.
+only when that is safe: the walk has shown itself newest first, has reached every tenant loaded
+before, and a whole page is older than every known tenant's newest loaded event minus a lookback
+window. Otherwise (oldest first, shuffled, grouped by account, unknown, or a tenant never loaded
+before) it reads every page.
 
 A run loads at most `max_events` events: a longer walk keeps its place (the vendor's cursor and
 what the walk has seen so far) in the resource state as a backlog, and the next run continues it;
@@ -218,6 +219,9 @@ class _Walk:
             page
             and self.cutoff is not None
             and not self.new_tenant
+            # a tenant not reached yet may still have new events further on (e.g. events
+            # grouped by account, each group newest first)
+            and self.newest.keys() >= self.loaded.keys()
             and self.order.newest_first
             and max(moment for _, _, moment in page) < self.cutoff
         ):
