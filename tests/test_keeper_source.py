@@ -191,6 +191,32 @@ def test_unknown_field_becomes_a_column(keeper_env: SimulatorServer, location):
     }
 
 
+def test_an_unknown_field_that_changes_type_still_loads(
+    keeper_env: SimulatorServer, location, monkeypatch: pytest.MonkeyPatch
+):
+    # Unknown fields load as text: a number one day and a word the next is no reason to stop
+    # loading. A second key with the same column name (riskScore) is left out.
+    sim = keeper_env.simulator
+    unknown: dict[str, object] = {"risk_score": 3, "riskScore": "x"}
+    served = sim._with_faults
+    monkeypatch.setattr(
+        sim,
+        "_with_faults",
+        lambda records, optional: [{**r, **unknown} for r in served(records, optional)],
+    )
+    load("keeper", location)
+    sim.advance(days=1)
+    unknown["risk_score"] = "high"
+    load("keeper", location)
+    rows = query(
+        location,
+        "select min(risk_score), max(risk_score), count(*) from keeper_rmd.enterprise_stat_details "
+        "group by snapshot_date order by snapshot_date",
+    )
+    assert [(low, high) for low, high, _ in rows] == [("3", "3"), ("high", "high")]
+    assert rows[-1][2] == sim.user_count()
+
+
 def test_absent_optional_fields_load_as_null(keeper_env: SimulatorServer, location):
     keeper_env.simulator.faults.update(drop_optional=True)
     load("keeper", location)

@@ -291,7 +291,7 @@ def test_a_stored_cursor_the_vendor_refuses_starts_the_walk_again(
     trend: SimulatorServer, trend_key: str, caplog
 ):
     place = {"cursor": "a-cursor-the-vendor-forgot", "pages": 7, "events": 175}
-    walk = _Walk(trend_client(trend.url, trend_key), 25, {}, timedelta(minutes=15), place)
+    walk = _Walk(trend_client(trend.url, trend_key), 25, {}, set(), timedelta(minutes=15), place)
     with caplog.at_level("WARNING"):
         ids = [log["id"] for page, _ in walk.pages() for log in page]
     assert sorted(ids) == [event_id for _, event_id in expected_ids(trend.simulator)]
@@ -334,6 +334,32 @@ def test_an_unknown_field_becomes_a_column_and_absent_optionals_are_null(
         f"from trend_audit.audit_logs where id in ({new})",
     )
     assert rows == 100 and urns == 0 and details == 0 and severities == 0
+    assert loaded_ids(location) == expected_ids(sim)
+
+
+def test_an_unknown_field_that_changes_type_still_loads(
+    trend: SimulatorServer, location, trend_key: str, monkeypatch: pytest.MonkeyPatch
+):
+    # Unknown fields load as text, whatever JSON type each run brings; `raw` keeps the value.
+    # Of two keys with one column name, the one already named so keeps the column.
+    sim = trend.simulator
+    unknown: dict[str, object] = {"risk_score": 3}
+    served = sim._served
+    monkeypatch.setattr(sim, "_served", lambda event: {**served(event), **unknown})
+    load(location, trend, trend_key)
+    sim.advance(hours=6)
+    unknown.update(risk_score="high", riskScore=2.5)
+    load(location, trend, trend_key)
+    scores = dict(
+        query(location, "select risk_score, count(*) from trend_audit.audit_logs group by 1")
+    )
+    assert set(scores) == {"3", "high"}
+    ((kept,),) = query(
+        location,
+        "select count(*) from trend_audit.audit_logs where risk_score = 'high' "
+        "and json_extract(raw, '$.riskScore')::double = 2.5",
+    )
+    assert kept == scores["high"]
     assert loaded_ids(location) == expected_ids(sim)
 
 

@@ -17,13 +17,12 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
-from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
 from requests import PreparedRequest, Request, Response
 from requests.adapters import HTTPAdapter
 
-from pipelines.arrow import ARROW_TYPES
+from pipelines.arrow import ARROW_TYPES, json_text, unknown_columns
 from pipelines.vendor_http import (
     MalformedResponseError,
     VendorClient,
@@ -39,7 +38,12 @@ logger = logging.getLogger(__name__)
 TIMESTAMP = ARROW_TYPES["timestamp"]
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError)
 _EMPTY: dict[str, Any] = {}
-_naming = NamingConvention()
+# Per table: the top-level keys the contract names, and the column names already in use.
+_TOP_LEVEL = {table: {path.partition(".")[0] for _, path, _ in FIELDS[table]} for table in FIELDS}
+_TAKEN = {
+    table: {column for column, _, _ in FIELDS[table]} | {column for column, _ in ADDED_FIELDS}
+    for table in FIELDS
+}
 
 
 # -- the client -----------------------------------------------------------------------------------
@@ -247,7 +251,7 @@ def events_to_arrow(
     endpoint: str,
 ) -> pa.Table:
     """One page of items as a typed Arrow table: the documented fields flattened into columns,
-    unknown top-level keys as extra columns (nested ones as JSON text), the item as `raw`."""
+    unknown top-level keys as text columns (`unknown_columns`), the item as `raw`."""
     count = len(items)
     raws = [orjson.dumps(item) for item in items]
     try:
@@ -268,7 +272,9 @@ def events_to_arrow(
         pa.repeat(pa.scalar(observed_at, TIMESTAMP), count),
         pa.array(raws, pa.binary()).cast(pa.string()),
     ]
-    extra_fields, extra_arrays = _unknown_columns(table, items)
+    extra_fields, extra_arrays = unknown_columns(
+        items, _TOP_LEVEL[table], _TAKEN[table], f"{VENDOR}: {endpoint}"
+    )
     schema = arrow_schema(table, extra_fields)
     return pa.Table.from_arrays([*arrays, *extra_arrays], schema=schema)
 
@@ -345,7 +351,7 @@ def _to_array(values: list[Any], kind: str) -> pa.Array:
     try:
         return pa.array(values, ARROW_TYPES[kind])
     except _ARROW_ERRORS:
-        coerce = {"text": _text, "bigint": _integer, "double": _number}[kind]
+        coerce = {"text": json_text, "bigint": _integer, "double": _number}[kind]
         return pa.array([coerce(value) for value in values], ARROW_TYPES[kind])
 
 
@@ -366,12 +372,6 @@ def _parse_timestamp(value: str | None) -> datetime | None:
         return None
 
 
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
-
-
 def _integer(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -389,31 +389,3 @@ def _number(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def _unknown_columns(table: str, items: list[dict[str, Any]]) -> tuple[list, list]:
-    """Fields and arrays for top-level keys the contract does not name: scalars keep their
-    type, objects and lists (and mixed types) become JSON text."""
-    known = {path.partition(".")[0] for _, path, _ in FIELDS[table]}
-    taken = {column for column, _, _ in FIELDS[table]} | {c for c, _ in ADDED_FIELDS}
-    taken.update(("_dlt_load_id", "_dlt_id"))  # dlt adds these (see pipelines/pipeline.py)
-    keys: set[str] = set()
-    for item in items:
-        keys.update(item)
-    fields, arrays = [], []
-    for key in sorted(keys - known):
-        column = _naming.normalize_identifier(key)
-        values = [item.get(key) for item in items]
-        if column in taken or all(value is None for value in values):
-            continue  # kept in `raw` only
-        taken.add(column)
-        if any(isinstance(value, dict | list) for value in values):
-            array = pa.array([_text(value) for value in values], pa.string())
-        else:
-            try:
-                array = pa.array(values)
-            except _ARROW_ERRORS:
-                array = pa.array([_text(value) for value in values], pa.string())
-        fields.append(pa.field(column, array.type))
-        arrays.append(array)
-    return fields, arrays

@@ -3,10 +3,11 @@
 The vendor keeps a year of audit events; this source keeps them for good. Each run walks the log
 with the cursor (the only way the API offers) and merges insert-only on (tenant, id), so an event
 returned twice, by one walk or by two, is stored once and never rewritten. The walk stops early
-only when that is safe: the walk has shown itself newest first, has reached every tenant loaded
-before, and a whole page is older than every known tenant's newest loaded event minus a lookback
-window. Otherwise (oldest first, shuffled, grouped by account, unknown, or a tenant never loaded
-before) it reads every page.
+only when that is safe: the walk has shown itself newest first, has reached every tenant this
+API key's last complete walk saw (every tenant loaded, for a key not seen before), and a whole
+page is older than every known tenant's newest loaded event minus a lookback window. Otherwise
+(oldest first, shuffled, grouped by account, unknown, or a tenant never loaded before) it reads
+every page.
 
 A run loads at most `max_events` events: a longer walk keeps its place (the vendor's cursor and
 what the walk has seen so far) in the resource state as a backlog, and the next run continues it;
@@ -16,6 +17,7 @@ starts the walk again from the top (the merge keeps re-read events once).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -82,6 +84,7 @@ def trend_audit(
     url = base_url_for(base_url, region)
     client = trend_client(url, api_key)
     default_tenant = tenant or urlsplit(url).hostname or "cloudone"
+    key_id = hashlib.sha256(api_key.encode()).hexdigest()[:16]  # names the key, reveals nothing
     lookback = timedelta(minutes=lookback_minutes)
 
     @dlt.resource(
@@ -95,7 +98,11 @@ def trend_audit(
         # {tenant: RFC 3339 time of its newest loaded event}; committed with a successful load.
         marks: dict[str, str] = state.setdefault("high_water", {})
         loaded = {t: parse_time(v) for t, v in marks.items()}
-        walk = _Walk(client, page_limit, loaded, lookback, state.pop(BACKLOG, None))
+        # {API key fingerprint: tenants its last complete walk saw}; a key that sees one account
+        # must not wait to reach the others' events.
+        seen_by_key: dict[str, list[str]] = state.setdefault("tenants_by_key", {})
+        expected = set(seen_by_key.get(key_id, loaded))
+        walk = _Walk(client, page_limit, loaded, expected, lookback, state.pop(BACKLOG, None))
         batch = LogBatch(default_tenant)
         for page, observed_at in walk.pages():
             walk.see([batch.add(record, observed_at) for record in page])
@@ -107,6 +114,7 @@ def trend_audit(
         if batch.size:
             yield batch.take()
         if BACKLOG not in state:  # the walk ended: events up to its newest are all loaded
+            seen_by_key[key_id] = sorted(walk.newest)
             for name, newest in walk.newest.items():
                 if name not in marks or parse_time(marks[name]) < newest:
                     marks[name] = newest.isoformat()
@@ -132,12 +140,14 @@ class _Walk:
         client: VendorClient,
         page_limit: int,
         loaded: dict[str, datetime],
+        expected: set[str],
         lookback: timedelta,
         resume: dict[str, Any] | None = None,
     ) -> None:
         self.client = client
         self.page_limit = page_limit
         self.loaded = loaded  # tenant -> newest event loaded by earlier walks
+        self.expected = expected  # tenants the walk must reach before it may stop early
         # Every event older than this was visible to an earlier, completed walk.
         self.cutoff = min(loaded.values()) - lookback if loaded else None
         self.stop_reason = "stopped at the last page (no `next`)"
@@ -221,7 +231,7 @@ class _Walk:
             and not self.new_tenant
             # a tenant not reached yet may still have new events further on (e.g. events
             # grouped by account, each group newest first)
-            and self.newest.keys() >= self.loaded.keys()
+            and self.newest.keys() >= self.expected
             and self.order.newest_first
             and max(moment for _, _, moment in page) < self.cutoff
         ):

@@ -9,10 +9,9 @@ from typing import Any
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-from dlt.common.normalizers.naming.snake_case import NamingConvention
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 
-from pipelines.arrow import ARROW_TYPES
+from pipelines.arrow import ARROW_TYPES, json_text, unknown_columns
 from pipelines.vendor_http import MalformedResponseError, VendorClient, parse_utc
 
 from .settings import (
@@ -35,7 +34,6 @@ _SCHEMA = pa.schema(
         for name, hint in COLUMNS.items()
     ]
 )
-_NAMING = NamingConvention()
 
 
 def base_url_for(base_url: str | None, region: str | None) -> str:
@@ -95,22 +93,16 @@ def _first(places: tuple[dict, ...], names: tuple[str, ...]) -> str | None:
         for name in names:
             value = place.get(name)
             if value is not None and value != "":
-                return _text(value)
+                return json_text(value)
     return None
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return orjson.dumps(value).decode()
 
 
 class LogBatch:
     """Records of the audit log collected column by column, handed out as Arrow tables.
 
     Contract fields become typed columns (plus columns derived from them); any other top-level
-    key becomes a column of its own (scalars as they are, objects and lists as JSON text); the
-    whole record is kept as JSON text in `raw`."""
+    key becomes a text column of its own (`unknown_columns`); the whole record is kept as JSON
+    text in `raw`."""
 
     def __init__(self, default_tenant: str) -> None:
         self.default_tenant = default_tenant
@@ -120,7 +112,7 @@ class LogBatch:
 
     def _reset(self) -> None:
         self.columns: dict[str, list[Any]] = {name: [] for name in _SCHEMA.names}
-        self.extras: dict[str, list[Any]] = {}
+        self.unknown: dict[int, dict[str, Any]] = {}  # row -> the record's keys not in the contract
         self.size = 0
 
     def add(self, record: dict[str, Any], observed_at: datetime) -> tuple[str, str, datetime]:
@@ -131,14 +123,14 @@ class LogBatch:
         if not isinstance(event_id, str) or not event_id:
             raise MalformedResponseError(f"{VENDOR}: {LOGS} returned a log without an id")
         moment = parse_time(record.get("time"))
-        account = _text(record.get("accountID"))
+        account = json_text(record.get("accountID"))
         tenant = account or self.default_tenant
         collected = self._collected.setdefault(tenant, set())
         if event_id in collected:
             return tenant, event_id, moment
         collected.add(event_id)
-        event_type = _text(record.get("type"))
-        urn = _text(record.get("principalURN"))
+        event_type = json_text(record.get("type"))
+        urn = json_text(record.get("principalURN"))
         details = record.get("details")
         principal = self._principals.get(urn)
         if principal is None:
@@ -149,7 +141,7 @@ class LogBatch:
         columns["id"].append(event_id)
         columns["time"].append(moment)
         columns["type"].append(event_type)
-        columns["description"].append(_text(record.get("description")))
+        columns["description"].append(json_text(record.get("description")))
         columns["account_id"].append(account)
         columns["principal_urn"].append(urn)
         columns["principal_type"].append(principal[0])
@@ -161,19 +153,9 @@ class LogBatch:
         columns["raw"].append(orjson.dumps(record).decode())
         columns["observed_at"].append(observed_at)
         if len(record) > len(KNOWN_KEYS) or not KNOWN_KEYS.issuperset(record):
-            self._add_extras(record, record.keys() - KNOWN_KEYS)
+            self.unknown[self.size] = {k: v for k, v in record.items() if k not in KNOWN_KEYS}
         self.size += 1
         return tenant, event_id, moment
-
-    def _add_extras(self, record: dict[str, Any], keys: set[str]) -> None:
-        for key in keys:
-            column = _NAMING.normalize_identifier(key)
-            if column in self.columns or column.startswith("_dlt"):  # kept in `raw` only
-                continue
-            values = self.extras.setdefault(column, [])
-            values.extend([None] * (self.size - len(values)))
-            value = record[key]
-            values.append(orjson.dumps(value).decode() if isinstance(value, dict | list) else value)
 
     def take(self) -> pa.Table:
         """The collected rows as one Arrow table; the batch starts empty again."""
@@ -184,19 +166,14 @@ class LogBatch:
             for field, values in zip(_SCHEMA, self.columns.values(), strict=True)
         ]
         table = pa.Table.from_arrays(arrays, schema=_SCHEMA)
-        for column, values in self.extras.items():
-            values.extend([None] * (self.size - len(values)))
-            table = table.append_column(column, _extra_array(values))
+        if self.unknown:
+            rows = [self.unknown.get(row, {}) for row in range(self.size)]
+            for field, array in zip(
+                *unknown_columns(rows, (), _SCHEMA.names, f"{VENDOR}: {LOGS}"), strict=True
+            ):
+                table = table.append_column(field, array)
         self._reset()
         return table
-
-
-def _extra_array(values: list[Any]) -> pa.Array:
-    """Values of an unknown key: Arrow's own type when they share one, else JSON text."""
-    try:
-        return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pa.array([_text(v) for v in values], pa.string())
 
 
 class OrderWatch:
