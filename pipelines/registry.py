@@ -91,7 +91,9 @@ def load(name: str, location: WarehouseLocation, **source_args: Any) -> list[Any
     The event sources bring a bounded number of events per run and keep their place, so a long
     backfill is several runs, each committed on its own: memory stays flat, and a failure loses
     only the run in progress. A failed run leaves no half-extracted package behind, so the next
-    run starts clean and the warehouse holds exactly what it held before the failure."""
+    run starts clean. Its cursors and state are not committed, but tables it had already merged
+    keep those rows (dlt commits each table's load on its own): the next run, from the last
+    committed place, merges them again, and the merge keys store each row once."""
     from pipelines.pipeline import LOADER_FILE_FORMAT, run_in_parts  # dlt: slow to import
 
     spec = SOURCES[name]

@@ -32,6 +32,8 @@ class MalformedResponseError(VendorError):
     """The vendor answered 2xx with a body that is not the documented shape."""
 
 
+# Request headers that carry a vendor credential (Keeper, Trend Micro and 1Password).
+_CREDENTIAL_HEADERS = ("Authorization", "x-api-token")
 _STATUS_HINTS = {
     401: "the credential was rejected (wrong, expired or revoked token)",
     403: "the credential lacks permission for this endpoint",
@@ -67,12 +69,22 @@ def response_hook(vendor: str, secret_hint: str) -> Callable[..., Response]:
 
 
 def _vendor_message(response: Response) -> str:
+    """The vendor's `message`, shortened, with the request's credential taken out (a vendor may
+    echo the token it rejects)."""
     try:
         body = orjson.loads(response.content)
     except orjson.JSONDecodeError:
         return ""
     message = body.get("message") if isinstance(body, dict) else None
-    return f" (vendor says: {str(message)[:200]})" if message else ""
+    if not message:
+        return ""
+    text = str(message)
+    headers = response.request.headers if response.request is not None else {}
+    for header in _CREDENTIAL_HEADERS:
+        for secret in (headers.get(header) or "").split():
+            if len(secret) >= 8:  # the token, not its scheme word
+                text = text.replace(secret, "[redacted]")
+    return f" (vendor says: {text[:200]})"
 
 
 class VendorClient(RESTClient):

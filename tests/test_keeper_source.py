@@ -142,6 +142,25 @@ def test_wrong_token_names_keeper_and_401_and_leaks_nothing(
     assert files_containing(location.data_dir, keeper_token) == []
 
 
+class EchoingKeeper(KeeperRmdSimulator):
+    """Rejects every token, echoing it in the error message."""
+
+    def handle(self, request: Request) -> Response:
+        return Response(401, {"message": f"token {request.headers.get('x-api-token')} rejected"})
+
+
+def test_a_token_the_vendor_echoes_is_redacted(location, keeper_token: str, capsys):
+    server = SimulatorServer(EchoingKeeper(users=5, seed=3, tokens=(keeper_token,)))
+    with server, pytest.raises(Exception) as raised:
+        load("keeper", location, base_url=server.url, api_token=keeper_token)
+    error = str(find_vendor_error(raised.value))
+    assert "vendor says: token Bearer [redacted] rejected" in error
+    assert keeper_token not in str(raised.value) and keeper_token not in repr(raised.value)
+    captured = capsys.readouterr()
+    assert keeper_token not in captured.out + captured.err
+    assert files_containing(location.data_dir, keeper_token) == []
+
+
 def test_token_never_lands_in_files(keeper_env: SimulatorServer, location, keeper_token: str):
     load("keeper", location)
     assert files_containing(location.data_dir, keeper_token) == []
@@ -262,3 +281,29 @@ def test_continuation_tokens_are_followed(location, keeper_token: str):
         assert per_day(location, "enterprise_stat_details") == {
             server.simulator.now.date().isoformat(): server.simulator.user_count()
         }
+
+
+class TokenlessKeeper(PagedKeeper):
+    """Once `tokenless`, says it has more user details but sends no token to reach them."""
+
+    tokenless = False
+
+    def handle(self, request: Request) -> Response:
+        response = super().handle(request)
+        if self.tokenless and isinstance(response.payload, dict):
+            response.payload.pop("continuation_token", None)
+        return response
+
+
+def test_more_pages_without_a_token_fail_instead_of_loading_part(location, keeper_token: str):
+    sim = TokenlessKeeper(users=60, seed=3, tokens=(keeper_token,))
+    with SimulatorServer(sim) as server:
+        load("keeper", location, base_url=server.url, api_token=keeper_token)
+        day_one = per_day(location, "enterprise_stat_details")
+        sim.advance(days=1)
+        sim.tokenless = True
+        with pytest.raises(Exception) as failure:
+            load("keeper", location, base_url=server.url, api_token=keeper_token)
+    message = str(find_vendor_error(failure.value))
+    assert "get_enterprise_stat_details says it has more pages but sent no continuation" in message
+    assert per_day(location, "enterprise_stat_details") == day_one

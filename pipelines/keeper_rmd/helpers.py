@@ -25,7 +25,8 @@ def keeper_client(base_url: str, api_token: str) -> VendorClient:
 
 class ContinuationTokenPaginator(BasePaginator):
     """Follows `continuation_token` while `has_more` is true (Keeper's internal channel pages
-    this way); a response without them, as the REST contract shows, is a single page."""
+    this way); a response without them, as the REST contract shows, is a single page. More
+    pages without a token to reach them is an error: the snapshot would be partial."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -34,6 +35,11 @@ class ContinuationTokenPaginator(BasePaginator):
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
         body = response.json()
         token = body.get("continuation_token") if isinstance(body, dict) else None
+        if isinstance(body, dict) and body.get("has_more") is True and not token:
+            raise MalformedResponseError(
+                f"{VENDOR}: {response.request.path_url.split('?')[0]} says it has more pages "
+                "but sent no continuation_token"
+            )
         self._token = token if token and body.get("has_more") else None
         self._has_next_page = self._token is not None
 
