@@ -132,6 +132,28 @@ def test_first_run_loads_every_event_and_a_second_run_adds_nothing(server, locat
     assert_exactly_the_visible_events(location, sim)
 
 
+def test_a_stored_cursor_the_vendor_refuses_starts_that_type_again(
+    server, location, monkeypatch: pytest.MonkeyPatch, caplog
+):
+    sim = server.simulator
+    load("onepassword", location)
+    sim.advance(hours=6)
+    decode = sim._decode_cursor
+    refused: list[str] = []
+
+    def expired(feature, cursor):
+        if feature == "itemusages" and not refused:  # the first cursor it is shown
+            refused.append(cursor)
+            raise ValueError("invalid cursor")
+        return decode(feature, cursor)
+
+    monkeypatch.setattr(sim, "_decode_cursor", expired)
+    with caplog.at_level(logging.WARNING):
+        load("onepassword", location)
+    assert refused and "refused the stored cursor (HTTP 400); reading again from" in caplog.text
+    assert_exactly_the_visible_events(location, sim)
+
+
 def test_a_late_event_is_loaded_by_the_next_run(server, location):
     sim = server.simulator
     late = sim.add_event(

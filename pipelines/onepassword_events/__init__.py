@@ -6,16 +6,18 @@ building it makes no request): a feature the token lacks is skipped with a warni
 is still created, empty. The first run resets the cursor at `start_time` (default: as far back as
 retention allows); each page's cursor is kept in the resource state per tenant, so the next run
 continues from where this one ended and gets the events that became visible late (1Password's
-store is eventually consistent: polling by timestamp would miss them). The state is committed
-only with a successful load; a run that dies restarts from the last good cursor and the merge on
-`uuid` removes the overlap. Pages become Arrow tables (typed, flattened columns plus `raw`),
-handed to dlt in batches, so dlt loads them without per-row normalisation; the three event types
-are fetched side by side under one shared rate limiter. A run loads at most `max_events` of each
-type and marks a backlog in its state; `posture load` runs again until none is left.
+store is eventually consistent: polling by timestamp would miss them). A stored cursor the vendor
+refuses (HTTP 400) starts that type again from `start_time`. The state is committed only with a
+successful load; a run that dies restarts from the last good cursor. The merge on `uuid` removes
+any overlap. Pages become Arrow tables (typed, flattened columns plus `raw`), handed to dlt in
+batches, so dlt loads them without per-row normalisation; the three event types are fetched side
+by side under one shared rate limiter. A run loads at most `max_events` of each type and marks a
+backlog in its state; `posture load` runs again until none is left.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -27,7 +29,7 @@ import pyarrow as pa
 from dlt.sources import DltResource
 
 from pipelines.pipeline import BACKLOG
-from pipelines.vendor_http import parse_utc, server_time
+from pipelines.vendor_http import VendorHTTPError, parse_utc, server_time
 
 from .helpers import (
     EventsCursorPaginator,
@@ -125,18 +127,33 @@ def onepassword_events(
             name = tenant or info.account_uuid or urlsplit(base_url).hostname or "1password"
             state = dlt.current.resource_state()
             cursors = state.setdefault("cursors", {})
-            if cursors.get(name):
-                first = {"cursor": cursors[name]}
-            else:
-                since = start or info.server_now - RETENTION
-                first = {"limit": page_limit, "start_time": rfc3339(since)}
-            seen: set[str] = set()  # the merge trusts each load to hold an event once
-            paginator = EventsCursorPaginator(first, endpoint)
+            since = start or info.server_now - RETENTION
+            reset = {"limit": page_limit, "start_time": rfc3339(since)}
+            stored = cursors.get(name)
+            paginator = EventsCursorPaginator({"cursor": stored} if stored else reset, endpoint)
             pages = client.paginate(endpoint, method="POST", paginator=paginator, data_selector="$")
+            try:
+                head = next(pages)
+            except VendorHTTPError as exc:  # e.g. a cursor kept through a long pause
+                if not stored or exc.response is None or exc.response.status_code != 400:
+                    raise
+                logger.warning(
+                    "%s: %s refused the stored cursor (HTTP 400); reading again from %s (the "
+                    "merge keeps the events loaded before once)",
+                    VENDOR,
+                    endpoint,
+                    reset["start_time"],
+                )
+                paginator = EventsCursorPaginator(reset, endpoint)
+                pages = client.paginate(
+                    endpoint, method="POST", paginator=paginator, data_selector="$"
+                )
+                head = next(pages)
+            seen: set[str] = set()  # the merge trusts each load to hold an event once
             pending: list[pa.Table] = []  # pages not handed to dlt yet
             handed = 0
             state.pop(BACKLOG, None)
-            for page in pages:
+            for page in itertools.chain([head], pages):
                 items = first_sightings(page_items(page.response.json(), endpoint), seen)
                 if items:
                     pending.append(
