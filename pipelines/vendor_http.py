@@ -143,15 +143,15 @@ def server_time(response: Response) -> datetime:
 
 
 def parse_utc(value: Any) -> datetime | None:
-    """A vendor timestamp (ISO 8601 / RFC 3339, `Z` or an offset; no offset means UTC) as an
-    aware UTC datetime; None for None or ""; ValueError when it is not a timestamp."""
+    """A vendor timestamp (ISO 8601 / RFC 3339, `Z` or an offset, `t` and `z` too; no offset
+    means UTC) as an aware UTC datetime; None for None or ""; ValueError when it is not one."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
         parsed = value
     else:
         try:
-            parsed = datetime.fromisoformat(str(value))
+            parsed = datetime.fromisoformat(str(value).upper())
         except ValueError:
             raise ValueError(f"not a timestamp: {str(value)[:40]!r}") from None
     offset = parsed.utcoffset()

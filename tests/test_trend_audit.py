@@ -24,6 +24,7 @@ from pipelines.trend_audit.helpers import (
     OrderWatch,
     api_key_fields,
     base_url_for,
+    parse_time,
     principal_parts,
     trend_client,
 )
@@ -426,6 +427,14 @@ def test_configured_from_the_environment(
     monkeypatch.setenv("SOURCES__TREND_AUDIT__API_KEY", trend_key)
     registry.load("trend", location)
     assert loaded_ids(location) == expected_ids(trend.simulator)
+
+
+def test_times_are_read_as_rfc_3339_allows():
+    moment = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    for text in ("2026-03-01T09:30:00Z", "2026-03-01t09:30:00z", "2026-03-01T10:30:00+01:00"):
+        assert parse_time(text) == moment
+    with pytest.raises(MalformedResponseError, match="not RFC 3339"):
+        parse_time("yesterday")
 
 
 def test_region_builds_the_audit_host():
