@@ -355,6 +355,28 @@ def test_an_unknown_field_becomes_a_column(server, location):
         assert rows and all(value is not None and EXTRA_FIELD in raw for value, raw in rows)
 
 
+def test_an_unknown_field_that_changes_type_still_loads(server, location, monkeypatch):
+    # A number in the first run; in the next, a word or a fraction, varying between events.
+    sim = server.simulator
+    render = sim._render
+    risk = {"value": lambda event: 1}
+    monkeypatch.setattr(
+        sim,
+        "_render",
+        lambda feature, event: {**render(feature, event), "risk": risk["value"](event)},
+    )
+    load("onepassword", location)
+    sim.advance(hours=12)
+    risk["value"] = lambda event: "high" if event.ts_us % 2 else 2.5
+    load("onepassword", location)
+    assert_exactly_the_visible_events(location, sim)
+    values = {
+        row[0]
+        for row in query(location, "select distinct risk from onepassword_events.signin_attempts")
+    }
+    assert values == {"1", "high", "2.5"}
+
+
 def test_values_of_unexpected_types_are_coerced_and_kept_in_raw(server, location):
     sim = server.simulator
     odd = sim.add_event(
