@@ -307,3 +307,26 @@ def test_more_pages_without_a_token_fail_instead_of_loading_part(location, keepe
     message = str(find_vendor_error(failure.value))
     assert "get_enterprise_stat_details says it has more pages but sent no continuation" in message
     assert per_day(location, "enterprise_stat_details") == day_one
+
+
+class StampingKeeper(KeeperRmdSimulator):
+    """Sends, in each user-details record, fields named like the project's own columns."""
+
+    def handle(self, request: Request) -> Response:
+        response = super().handle(request)
+        if request.path.endswith("get_enterprise_stat_details") and response.status == 200:
+            for row in response.payload["enterprise_stat_details"]:
+                row.update(tenant="vendor-side", observed_at="yesterday")
+        return response
+
+
+def test_vendor_fields_named_like_our_columns_are_kept_beside_them(location, keeper_token: str):
+    sim = StampingKeeper(users=12, seed=3, tokens=(keeper_token,))
+    with SimulatorServer(sim) as server:
+        load("keeper", location, base_url=server.url, api_token=keeper_token, tenant="acme")
+    rows = query(
+        location,
+        "select distinct tenant, vendor_tenant, vendor_observed_at, observed_at is not null "
+        "from keeper_rmd.enterprise_stat_details",
+    )
+    assert rows == [("acme", "vendor-side", "yesterday", True)]

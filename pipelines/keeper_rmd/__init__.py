@@ -20,7 +20,13 @@ from dlt.sources import DltResource
 from pipelines.arrow import records_to_table
 from pipelines.vendor_http import VendorClient, require, require_records
 
-from .helpers import ContinuationTokenPaginator, Observation, keeper_client, parse_keeper_time
+from .helpers import (
+    ContinuationTokenPaginator,
+    Observation,
+    keeper_client,
+    parse_keeper_time,
+    stamped,
+)
 from .settings import (
     ALERTS_DETAIL,
     ALERTS_SUMMARY,
@@ -65,7 +71,7 @@ def keeper_rmd(
         for page in _fetch(client, path, params):
             body = page[0]
             stamp = observation.stamp(page.response)
-            yield [{**row, **stamp} for row in require_records(body, key, VENDOR, path)]
+            yield [stamped(row, stamp) for row in require_records(body, key, VENDOR, path)]
 
     def table(name: str, rows: list[dict[str, Any]], path: str) -> Any:
         """`rows` (possibly none) as a typed Arrow table, marked to replace the snapshot's day."""
@@ -81,7 +87,7 @@ def keeper_rmd(
             body = page[0]
             for key in ("users_has_records", "users_logged_recent"):
                 require(body, key, int, VENDOR, STAT)
-            yield table("enterprise_stat", [{**body, **observation.stamp(page.response)}], STAT)
+            yield table("enterprise_stat", [stamped(body, observation.stamp(page.response))], STAT)
 
     @snapshot_resource("enterprise_stat_details", primary_key=(*SNAPSHOT_KEY, "enterprise_user_id"))
     def enterprise_stat_details() -> Iterator[list[dict[str, Any]]]:
@@ -117,7 +123,7 @@ def keeper_rmd(
             params = {"audit_event_type": event_type}
             # Both seeds show the detail under the summary's key.
             for rows in pages(ALERTS_DETAIL, "security_alerts_summary", params):
-                rows = [{**row, "audit_event_type": event_type} for row in rows]
+                rows = [stamped(row, {"audit_event_type": event_type}) for row in rows]
                 yield table("security_alerts_detail", rows, ALERTS_DETAIL)
 
     @snapshot_resource("security_benchmarks", primary_key=(*SNAPSHOT_KEY, "id"))

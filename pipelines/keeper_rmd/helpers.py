@@ -86,6 +86,13 @@ class Observation:
         return {**SNAPSHOT_DISPOSITION, "destination_scope": scope}
 
 
+def stamped(record: dict[str, Any], stamp: dict[str, Any]) -> dict[str, Any]:
+    """`record` with the columns of `stamp` added. A vendor field of the same name and another
+    value is kept as `vendor_<name>`, not overwritten."""
+    kept = {f"vendor_{k}": record[k] for k in stamp if k in record and record[k] != stamp[k]}
+    return {**record, **kept, **stamp}
+
+
 def parse_keeper_time(value: Any, field: str, endpoint: str) -> datetime | None:
     """Keeper's `YYYY-MM-DD HH:MM:SS` (UTC) as an aware datetime; ISO 8601 is accepted too."""
     try:
