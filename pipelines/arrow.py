@@ -51,9 +51,8 @@ def unknown_columns(
     earlier key's get no column; the latter are logged, naming `where`. Of `fooBar` and `foo_bar`,
     the key already named as its column keeps it.
     """
-    names = {
-        key: _NAMING.normalize_identifier(key) for r in records for key in r if key not in known
-    }
+    unknown = {key for record in records for key in record}.difference(known)
+    names = {key: _NAMING.normalize_identifier(key) for key in unknown}
     keys = sorted(names, key=lambda key: (names[key] != key, key))
     used = set(taken) | DLT_COLUMNS
     fields, arrays = [], []

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.helpers.rest_client.paginators import BasePaginator
@@ -37,7 +38,7 @@ class ContinuationTokenPaginator(BasePaginator):
         token = body.get("continuation_token") if isinstance(body, dict) else None
         if isinstance(body, dict) and body.get("has_more") is True and not token:
             raise MalformedResponseError(
-                f"{VENDOR}: {response.request.path_url.split('?')[0]} says it has more pages "
+                f"{VENDOR}: {urlsplit(response.url).path} says it has more pages "
                 "but sent no continuation_token"
             )
         self._token = token if token and body.get("has_more") else None

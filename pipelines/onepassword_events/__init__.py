@@ -32,10 +32,10 @@ from pipelines.pipeline import BACKLOG
 from pipelines.vendor_http import VendorHTTPError, parse_utc, server_time
 
 from .helpers import (
-    EventsCursorPaginator,
     Introspection,
     combine,
     empty_events_table,
+    event_pages,
     events_to_arrow,
     first_sightings,
     introspect,
@@ -130,8 +130,9 @@ def onepassword_events(
             since = start or info.server_now - RETENTION
             reset = {"limit": page_limit, "start_time": rfc3339(since)}
             stored = cursors.get(name)
-            paginator = EventsCursorPaginator({"cursor": stored} if stored else reset, endpoint)
-            pages = client.paginate(endpoint, method="POST", paginator=paginator, data_selector="$")
+            paginator, pages = event_pages(
+                client, endpoint, {"cursor": stored} if stored else reset
+            )
             try:
                 head = next(pages)
             except VendorHTTPError as exc:  # e.g. a cursor kept through a long pause
@@ -144,10 +145,7 @@ def onepassword_events(
                     endpoint,
                     reset["start_time"],
                 )
-                paginator = EventsCursorPaginator(reset, endpoint)
-                pages = client.paginate(
-                    endpoint, method="POST", paginator=paginator, data_selector="$"
-                )
+                paginator, pages = event_pages(client, endpoint, reset)
                 head = next(pages)
             seen: set[str] = set()  # the merge trusts each load to hold an event once
             pending: list[pa.Table] = []  # pages not handed to dlt yet

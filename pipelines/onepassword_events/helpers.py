@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -200,6 +200,15 @@ class EventsCursorPaginator(BasePaginator):
 
     def update_request(self, request: Request) -> None:
         request.json = {"cursor": self.cursor}
+
+
+def event_pages(
+    client: VendorClient, endpoint: str, first_body: dict[str, Any]
+) -> tuple[EventsCursorPaginator, Iterator[Any]]:
+    """The paginator of a walk of `endpoint` that starts with `first_body`, and its pages."""
+    paginator = EventsCursorPaginator(first_body, endpoint)
+    pages = client.paginate(endpoint, method="POST", paginator=paginator, data_selector="$")
+    return paginator, pages
 
 
 def page_items(body: Any, endpoint: str) -> list[dict[str, Any]]:
