@@ -9,7 +9,7 @@ and reports seconds, events per second and its own peak RSS:
 - baseline: requests + orjson + `pyarrow.Table.from_pylist` (nested structs) + DuckDB insert,
   the hand-written path;
 - the dlt source as `posture load onepassword` runs it (flattened typed columns, `raw`,
-  merge on `uuid`, in parts of at most 200,000 events of a type);
+  merge on `uuid`, in parts of about 250,000 events, the three types together);
 - the dlt source again with nothing new (cursor kept: nothing is added).
 The ratio is baseline seconds / dlt seconds (1.0 = as fast as the hand-written path). Each figure
 is the fastest of `--repeat` runs (the machine may be shared); its peak memory is that run's.

@@ -11,8 +11,8 @@ refuses (HTTP 400) starts that type again from `start_time`. The state is commit
 successful load; a run that dies restarts from the last good cursor. The merge on `uuid` removes
 any overlap. Pages become Arrow tables (typed, flattened columns plus `raw`), handed to dlt in
 batches, so dlt loads them without per-row normalisation; the three event types are fetched side
-by side under one shared rate limiter. A run loads at most `max_events` of each type and marks a
-backlog in its state; `posture load` runs again until none is left.
+by side under one shared rate limiter. A run loads about `max_events` (the types together) and
+marks a backlog in its state; `posture load` runs again until none is left.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from pipelines.pipeline import BACKLOG
 from pipelines.vendor_http import VendorHTTPError, parse_utc, server_time
 
 from .helpers import (
+    EventBudget,
     Introspection,
     combine,
     empty_events_table,
@@ -81,7 +82,7 @@ def onepassword_events(
         tenant: a name for this 1Password account (default: its introspected `account_uuid`).
         rate_limits: (requests, seconds) windows the run stays within; default 1Password's
             600 a minute and 30,000 an hour.
-        max_events: events of one type a run loads at most (it stops at the first page
+        max_events: events a run loads, the types together (each type stops at its first page
             boundary past this, keeps the cursor and reports a backlog: a long backfill becomes
             several runs of flat memory, each committed on its own).
     """
@@ -92,6 +93,7 @@ def onepassword_events(
     start = _parse_start(start_time)
     client = onepassword_client(base_url, token, rate_limits or RATE_LIMITS)
     token_info: list[Introspection] = []  # introspected once, by the first resource that runs
+    budget = EventBudget(max_events)  # shared by the types fetched side by side
     introspecting = threading.Lock()
 
     def introspection() -> Introspection:
@@ -149,7 +151,7 @@ def onepassword_events(
                 head = next(pages)
             seen: set[str] = set()  # the merge trusts each load to hold an event once
             pending: list[pa.Table] = []  # pages not handed to dlt yet
-            handed = 0
+            handed = 0  # by this type
             state.pop(BACKLOG, None)
             for page in itertools.chain([head], pages):
                 items = first_sightings(page_items(page.response.json(), endpoint), seen)
@@ -164,10 +166,11 @@ def onepassword_events(
                         )
                     )
                 rows = sum(t.num_rows for t in pending)
-                full = handed + rows >= max_events
+                full = budget.reached(rows)
                 # dlt's cost per yielded table is fixed and high: hand pages over in batches
                 if pending and (rows >= BATCH_ROWS or full or not paginator.has_next_page):
                     yield combine(pending)
+                    budget.spend(rows)
                     handed += rows
                     pending = []
                 if not pending:

@@ -221,6 +221,25 @@ def page_items(body: Any, endpoint: str) -> list[dict[str, Any]]:
     return items
 
 
+class EventBudget:
+    """The events one run hands to dlt, counted across the resources that fetch side by side:
+    `reached` says whether `pending` more would meet the run's limit. Thread-safe."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+        self._lock = threading.Lock()
+
+    def spend(self, rows: int) -> None:
+        """Count `rows` handed over."""
+        with self._lock:
+            self.spent += rows
+
+    def reached(self, pending: int = 0) -> bool:
+        """Whether the rows handed over, and `pending` more, meet the limit."""
+        return self.spent + pending >= self.limit
+
+
 def first_sightings(items: list[dict[str, Any]], seen: set[str]) -> list[dict[str, Any]]:
     """The items whose `uuid` is not in `seen` (which learns them): an event delivered twice in
     one run is loaded once. Items without a string `uuid` pass, to be rejected later."""
