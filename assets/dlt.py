@@ -52,7 +52,9 @@ def build_dlt_assets(spec: SourceSpec, location: WarehouseLocation) -> dg.Assets
 
         # A backlog (an event source stops at its events-per-load cap) is loaded in further
         # runs within this step; Dagster records the materialisations of the last one.
-        *_, last = run_in_parts(spec.pipeline_name, location, spec.row_ids, run)
+        *_, last = run_in_parts(
+            spec.pipeline_name, location, spec.row_ids, run, spec.load_memory_limit
+        )
         yield from last
 
     return load

@@ -99,14 +99,18 @@ def make_pipeline(
 
 @contextmanager
 def loading_pipeline(
-    name: str, location: WarehouseLocation | None = None, row_ids: bool = False
+    name: str,
+    location: WarehouseLocation | None = None,
+    row_ids: bool = False,
+    memory_limit: str | None = None,
 ) -> Iterator[dlt.Pipeline]:
     """The pipeline `name` (see `make_pipeline`) writing through a memory-bounded connection to
-    the working file, which is held for the duration and closed on exit. Large blocks this
-    process allocates from then on are mapped on their own (`map_large_blocks`)."""
+    the working file (`loader_connection`, with its `memory_limit`), which is held for the
+    duration and closed on exit. Large blocks this process allocates from then on are mapped on
+    their own (`map_large_blocks`)."""
     location = (location or current_location()).ensure()
     map_large_blocks()
-    with loader_connection(location) as connection:
+    with loader_connection(location, memory_limit) as connection:
         yield make_pipeline(name, location, row_ids, connection)
 
 
@@ -115,12 +119,13 @@ def run_in_parts(
     location: WarehouseLocation,
     row_ids: bool,
     run: Callable[[dlt.Pipeline], T],
+    memory_limit: str | None = None,
 ) -> Iterator[T]:
     """`run(pipeline)` with a fresh `loading_pipeline(name, ...)`, again while the source `name`
     (each pipeline loads the source of its own name) reports a backlog; yields each result."""
     part = 1
     while True:
-        with loading_pipeline(name, location, row_ids) as pipeline:
+        with loading_pipeline(name, location, row_ids, memory_limit) as pipeline:
             result = run(pipeline)
             resources = pipeline.state.get("sources", {}).get(name, {}).get("resources", {})
             backlog = any(state.get(BACKLOG) for state in resources.values())

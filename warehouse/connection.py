@@ -16,13 +16,14 @@ from .writer import writer_turn
 # DuckDB keeps the row group an INSERT is filling in memory, outside its buffer-pool limit, until
 # the group is full: 122,880 rows by default, about 250 MB of audit events with their raw JSON.
 # Loads attach the working file with smaller groups and a small buffer pool, so a load's memory
-# stays flat however many events it brings (dlt's delete-insert merge of 200,000 audit events
-# into a 16-million-row table fits in 24 MB; 64 MB cost about 30 MB more peak than 32 MB).
+# stays flat however many events it brings. The pool is what the merge needs: dlt's insert-only
+# merge into a 12-million-row table still fits in 64 MB (48 MB did not); a source that merges
+# by delete-insert asks for less (200,000 events into a 16-million-row table fit in 24 MB).
 # Reads of the file are unaffected.
 # Much larger installations can raise the pool with `POSTURE_LOAD_MEMORY_LIMIT` (e.g. `256MB`).
 LOAD_ROW_GROUP_SIZE = 16_384
 LOAD_MEMORY_LIMIT_ENV = "POSTURE_LOAD_MEMORY_LIMIT"
-LOAD_DUCKDB_CONFIG = {"memory_limit": "32MB", "preserve_insertion_order": False, "threads": 1}
+LOAD_DUCKDB_CONFIG = {"memory_limit": "64MB", "preserve_insertion_order": False, "threads": 1}
 _MEMORY_SIZE = re.compile(r"\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 
 
@@ -42,11 +43,16 @@ def working_catalog(location: WarehouseLocation) -> str:
 
 
 @contextmanager
-def loader_connection(location: WarehouseLocation) -> Iterator[duckdb.DuckDBPyConnection]:
+def loader_connection(
+    location: WarehouseLocation, memory_limit: str | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to the working file for one load, with bounded memory (see
-    `LOAD_ROW_GROUP_SIZE`; the pool from `POSTURE_LOAD_MEMORY_LIMIT` when set), opened in this
-    step's writer turn (`writer_turn`); closed (and the file checkpointed) on exit."""
+    `LOAD_ROW_GROUP_SIZE`): a pool of `memory_limit` (default 64MB), or of
+    `POSTURE_LOAD_MEMORY_LIMIT` when set. Opened in this step's writer turn (`writer_turn`);
+    closed (and the file checkpointed) on exit."""
     config = dict(LOAD_DUCKDB_CONFIG)
+    if memory_limit:
+        config["memory_limit"] = memory_limit
     if limit := os.environ.get(LOAD_MEMORY_LIMIT_ENV, "").strip():
         if not _MEMORY_SIZE.fullmatch(limit):
             raise ValueError(f"{LOAD_MEMORY_LIMIT_ENV} must be a size such as 256MB, not {limit!r}")
