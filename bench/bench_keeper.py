@@ -18,12 +18,11 @@ import os
 import secrets
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import requests
-from common import bench_env, median_seconds, row, run_child, simulator_process
+from common import bench_env, median_seconds, row, run_child, scratch_dir, simulator_process
 
 TOKEN = secrets.token_urlsafe(16)
 KPI_QUERY = (
@@ -49,7 +48,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=90)
     args = parser.parse_args()
-    data_dir = Path(tempfile.mkdtemp(prefix="posture-bench-"))
+    data_dir = scratch_dir("posture-bench-")
     env = bench_env(
         POSTURE_DATA_DIR=str(data_dir),
         SOURCES__KEEPER_RMD__API_TOKEN=TOKEN,

@@ -24,10 +24,9 @@ import argparse
 import functools
 import secrets
 import sys
-import tempfile
 from pathlib import Path
 
-from common import bench_env, row, run_child, simulator_process
+from common import bench_env, row, run_child, scratch_dir, simulator_process
 
 TOKEN = f"op-bench-{secrets.token_hex(8)}"  # a fake token for the simulator
 EVENTS_PER_DAY = 10_000
@@ -112,7 +111,7 @@ def stored_events(db: Path) -> int:
 
 def bench(events: int, repeat: int, env: dict[str, str]) -> None:
     """Print the figures for one event count (each the fastest of `repeat` fresh runs)."""
-    work = Path(tempfile.mkdtemp(prefix="posture-bench-op-"))
+    work = scratch_dir("posture-bench-op-")
     fetch, base, first = [], [], []
     with simulator_process(functools.partial(make_simulator, events, TOKEN)) as url:
         env = {**env, "SOURCES__ONEPASSWORD_EVENTS__BASE_URL": url}

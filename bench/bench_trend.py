@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import functools
 import json
-import tempfile
 from pathlib import Path
 
 import requests
-from common import bench_env, row, run_child, simulator_process
+from common import bench_env, row, run_child, scratch_dir, simulator_process
 
 KEY = "fake-bench-trend-key"
 HISTORY_DAYS = 30
@@ -106,7 +105,7 @@ def measure(code: str, url: str, db: Path, env: dict[str, str]) -> dict[str, flo
 
 def bench(events: int, env: dict[str, str]) -> None:
     """Print the figures for a log of `events` events."""
-    data_dir = Path(tempfile.mkdtemp(prefix="posture-bench-trend-"))
+    data_dir = scratch_dir("posture-bench-trend-")
     env = {**env, "POSTURE_DATA_DIR": str(data_dir)}
     print(f"\n{events:,} events ({HISTORY_DAYS} days, 25 a page), data in {data_dir}", flush=True)
     with simulator_process(functools.partial(make_simulator, events)) as url:

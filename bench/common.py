@@ -1,12 +1,16 @@
-"""Benchmark helpers: a simulator in its own process, peak memory of a child, medians."""
+"""Benchmark helpers: a simulator in its own process, peak memory of a child, medians, scratch
+folders."""
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,6 +32,18 @@ def bench_env(**extra: str) -> dict[str, str]:
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         **extra,
     }
+
+
+KEEP_ENV = "POSTURE_BENCH_KEEP"
+
+
+def scratch_dir(prefix: str) -> Path:
+    """A new temporary folder for a benchmark's warehouses, removed when the benchmark exits
+    (a run of a million events leaves gigabytes) unless `POSTURE_BENCH_KEEP=1`."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.environ.get(KEEP_ENV) != "1":
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def _serve(factory: Callable[[], Any], ready: Any, port: Any) -> None:
