@@ -52,9 +52,7 @@ def build_dlt_assets(spec: SourceSpec, location: WarehouseLocation) -> dg.Assets
 
         # A backlog (an event source stops at its events-per-load cap) is loaded in further
         # runs within this step; Dagster records the materialisations of the last one.
-        *_, last = run_in_parts(
-            spec.pipeline_name, location, spec.row_ids, run, spec.load_memory_limit
-        )
+        *_, last = run_in_parts(spec, location, run)
         yield from last
 
     return load

@@ -7,7 +7,7 @@ import ctypes
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import dlt
 import duckdb
@@ -16,6 +16,9 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from warehouse.connection import loader_connection, working_catalog
 from warehouse.location import WarehouseLocation, current_location
+
+if TYPE_CHECKING:
+    from pipelines.registry import SourceSpec
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -115,17 +118,14 @@ def loading_pipeline(
 
 
 def run_in_parts(
-    name: str,
-    location: WarehouseLocation,
-    row_ids: bool,
-    run: Callable[[dlt.Pipeline], T],
-    memory_limit: str | None = None,
+    spec: SourceSpec, location: WarehouseLocation, run: Callable[[dlt.Pipeline], T]
 ) -> Iterator[T]:
-    """`run(pipeline)` with a fresh `loading_pipeline(name, ...)`, again while the source `name`
-    (each pipeline loads the source of its own name) reports a backlog; yields each result."""
+    """`run(pipeline)` with a fresh `loading_pipeline` for `spec`'s source (its pipeline name,
+    row ids and pool), again while that source reports a backlog; yields each result."""
+    name = spec.pipeline_name
     part = 1
     while True:
-        with loading_pipeline(name, location, row_ids, memory_limit) as pipeline:
+        with loading_pipeline(name, location, spec.row_ids, spec.load_memory_limit) as pipeline:
             result = run(pipeline)
             resources = pipeline.state.get("sources", {}).get(name, {}).get("resources", {})
             backlog = any(state.get(BACKLOG) for state in resources.values())

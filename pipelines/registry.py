@@ -111,6 +111,4 @@ def load(name: str, location: WarehouseLocation, **source_args: Any) -> list[Any
         info.raise_on_failed_jobs()
         return info
 
-    return list(
-        run_in_parts(spec.pipeline_name, location, spec.row_ids, run, spec.load_memory_limit)
-    )
+    return list(run_in_parts(spec, location, run))

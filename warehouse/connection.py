@@ -47,7 +47,7 @@ def loader_connection(
     location: WarehouseLocation, memory_limit: str | None = None
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """A read-write connection to the working file for one load, with bounded memory (see
-    `LOAD_ROW_GROUP_SIZE`): a pool of `memory_limit` (default 64MB), or of
+    `LOAD_ROW_GROUP_SIZE`): a pool of `memory_limit` (default `LOAD_DUCKDB_CONFIG`'s), or of
     `POSTURE_LOAD_MEMORY_LIMIT` when set. Opened in this step's writer turn (`writer_turn`);
     closed (and the file checkpointed) on exit."""
     config = dict(LOAD_DUCKDB_CONFIG)
