@@ -8,7 +8,7 @@ and reports seconds, events per second and its own peak RSS:
 - fetch only: requests + orjson, nothing stored (how fast the simulator serves: the floor);
 - baseline: requests + orjson + `pyarrow.Table.from_pylist` (nested structs) + DuckDB insert,
   the hand-written path;
-- the dlt source as `posture load onepassword` runs it (flattened typed columns, `raw`,
+- the dlt source, run by `posture load onepassword` (flattened typed columns, `raw`,
   merge on `uuid`, in parts of about 250,000 events, the three types together);
 - the dlt source again with nothing new (cursor kept: nothing is added).
 The ratio is baseline seconds / dlt seconds (1.0 = as fast as the hand-written path). Each figure
@@ -26,7 +26,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from common import bench_env, row, run_child, scratch_dir, simulator_process
+from common import bench_env, posture_program, row, run_child, scratch_dir, simulator_process
 
 TOKEN = f"op-bench-{secrets.token_hex(8)}"  # a fake token for the simulator
 EVENTS_PER_DAY = 10_000
@@ -75,13 +75,6 @@ for feature in {endpoints!r}:
 print(total)
 """
 
-DLT_RUN = """
-from pathlib import Path
-from pipelines.registry import load
-from warehouse.location import WarehouseLocation
-load("onepassword", WarehouseLocation(Path({data_dir!r})))
-"""
-
 
 def make_simulator(events: int, token: str):
     """A simulator holding about `events` events over whole days (module level so it pickles)."""
@@ -122,7 +115,9 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
             base.append(
                 run_child(BASELINE.format(token=TOKEN, url=url, db=db, endpoints=ENDPOINTS), env)
             )
-            dlt_code = DLT_RUN.format(data_dir=str(work / f"dlt{attempt}"))
+            dlt_code = posture_program(
+                "--data-dir", str(work / f"dlt{attempt}"), "load", "onepassword"
+            )
             first.append(run_child(dlt_code, env))
         served = int(base[0][2].split()[-1])
         last_db = work / f"dlt{repeat - 1}" / "posture.duckdb"

@@ -6,10 +6,11 @@ For each size, a simulator holding that many events (30 days, newest first) is s
 own process, and each measurement runs in a fresh process (its own peak memory):
 - baseline: a hand-written loader (requests.Session, orjson, pyarrow tables of 10,000 rows,
   DuckDB insert) walking the same log;
-- the dlt source as `posture load trend` runs it (Arrow batches, parquet, merge on tenant + id,
+- the dlt source, run by `posture load trend` (Arrow batches, parquet, merge on tenant + id,
   in parts of at most 50,000 events, so memory should stay flat as the count grows);
 - the dlt source again with nothing new (seconds and requests).
-"Load s" is the work after imports; "process s" adds interpreter start-up and imports.
+"Load s" is the work after the loader's own imports (dlt's are part of the command, so they
+count in its load s); "process s" adds interpreter start-up and all imports.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import json
 from pathlib import Path
 
 import requests
-from common import bench_env, row, run_child, scratch_dir, simulator_process
+from common import bench_env, posture_program, row, run_child, scratch_dir, simulator_process
 
 KEY = "fake-bench-trend-key"
 HISTORY_DAYS = 30
@@ -67,16 +68,14 @@ con.close()
 print(json.dumps({"load": time.perf_counter() - imported, "events": events}))
 """
 
-DLT = """
+DLT = f"""
 import time
-from pipelines.registry import load
-from warehouse.location import current_location
 imported = time.perf_counter()
-load("trend", current_location(), base_url=URL, api_key=KEY)
+{posture_program("load", "trend")}
 import duckdb
 with duckdb.connect(DB, read_only=True) as con:
     (events,) = con.execute("select count(*) from trend_audit.audit_logs").fetchone()
-print(json.dumps({"load": time.perf_counter() - imported, "events": events}))
+print(json.dumps({{"load": time.perf_counter() - imported, "events": events}}))
 """
 
 
@@ -109,6 +108,7 @@ def bench(events: int, env: dict[str, str]) -> None:
     env = {**env, "POSTURE_DATA_DIR": str(data_dir)}
     print(f"\n{events:,} events ({HISTORY_DAYS} days, 25 a page), data in {data_dir}", flush=True)
     with simulator_process(functools.partial(make_simulator, events)) as url:
+        env = {**env, "SOURCES__TREND_AUDIT__BASE_URL": url, "SOURCES__TREND_AUDIT__API_KEY": KEY}
         base = measure(BASELINE, url, data_dir / "baseline.duckdb", env)
         first = measure(DLT, url, data_dir / "posture.duckdb", env)
         again = measure(DLT, url, data_dir / "posture.duckdb", env)
