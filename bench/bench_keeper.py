@@ -3,7 +3,7 @@
     python bench/bench_keeper.py [--users 10000] [--days 90]
 
 Measures, each beside a baseline from the same run:
-- one daily load through dlt (seconds, peak memory, in a fresh process) vs fetching the same
+- one daily `posture load keeper` (seconds, peak memory, a fresh process) vs fetching the same
   endpoints with requests + orjson and nothing else;
 - `dbt build` over `--days` daily snapshots;
 - a KPI query on the published file (median of 20) vs `select 1`;
@@ -22,7 +22,15 @@ import time
 from pathlib import Path
 
 import requests
-from common import bench_env, median_seconds, row, run_child, scratch_dir, simulator_process
+from common import (
+    bench_env,
+    median_seconds,
+    posture_program,
+    row,
+    run_child,
+    scratch_dir,
+    simulator_process,
+)
 
 TOKEN = secrets.token_urlsafe(16)
 KPI_QUERY = (
@@ -66,11 +74,7 @@ def main() -> None:
             f"    orjson.loads(s.get('{url}/api/rest/rmd/' + p).content)\n",
             env,
         )
-        load_code = (
-            "from cli.steps import load_source\n"
-            "from warehouse.location import current_location\n"
-            "load_source('keeper', current_location(), quiet=True)\n"
-        )
+        load_code = posture_program("load", "keeper")
         first = run_child(load_code, env)
         advance(url)
         second = run_child(load_code, env)
