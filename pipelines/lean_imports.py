@@ -3,10 +3,10 @@
 Nothing a load runs needs pandas, but DuckDB's parameter binding and pyarrow import it, only to
 check whether a value is one of its types (about 50 MB of modules and libraries, with numpy).
 sqlglot, which dlt imports, is also installed with compiled modules (`sqlglotc`, that
-dagster-dbt's parsing wants); a load parses no SQL, and sqlglot's own Python modules take about
-20 MB less. Both only work before the first of these libraries is imported, and they last for
-the process, so only the `posture` program does this, for a load (see `cli.main.run`); a process
-that goes on to other work (Dagster, a notebook, the tests) must not."""
+dagster-dbt's parsing wants); a load makes little use of it, and sqlglot's own Python modules
+take about 20 MB less. Both only work before the first of these libraries is imported, and they
+last for the process, so only the `posture` program does this, for a load (see `cli.main.run`);
+a process that goes on to other work (Dagster, a notebook, the tests) must not."""
 
 from __future__ import annotations
 
@@ -39,11 +39,10 @@ class _LeanImports(importlib.abc.MetaPathFinder):
         return None
 
 
-def keep_imports_lean() -> bool:
-    """From now on, this process imports no pandas and sqlglot from its Python sources; returns
-    whether it could (not if one of them is already imported: too late to save anything)."""
+def keep_imports_lean() -> None:
+    """From now on, this process imports no pandas and sqlglot from its Python sources. Does
+    nothing once one of them is imported (too late to save anything) or if already done."""
     if any(name.partition(".")[0] in (*KEPT_OUT, *PYTHON_SOURCES) for name in sys.modules):
-        return False
+        return
     if not any(isinstance(finder, _LeanImports) for finder in sys.meta_path):
         sys.meta_path.insert(0, _LeanImports())
-    return True
