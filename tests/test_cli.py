@@ -3,7 +3,6 @@ via POST."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -43,8 +42,7 @@ def test_a_load_process_imports_no_pandas_nor_compiled_sqlglot(
 ):
     # What `posture load` keeps out of its process is about 55 MB of its peak memory; every
     # source must still load without it.
-    env = {**os.environ, "POSTURE_DATA_DIR": str(location.data_dir)}
-    loaded = run_cli("load", "all", env=env, importtime=True)
+    loaded = run_cli("--data-dir", str(location.data_dir), "load", "all", importtime=True)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     imported = {
         line.rsplit("|", 1)[1].strip()
