@@ -2,7 +2,8 @@
 
 dlt's client already retries 429 and 5xx with exponential backoff (honouring `Retry-After`); the
 response hook here turns what is left into a `VendorError` that says which vendor and endpoint
-failed and why, without ever echoing a credential, and parses each body once with orjson.
+failed and why, without ever echoing a credential, and parses each body once (orjson, unless
+the caller brings its own decoder).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import orjson
 from dlt.sources.helpers.rest_client import RESTClient
 from dlt.sources.helpers.rest_client.auth import AuthConfigBase
@@ -42,8 +44,16 @@ _STATUS_HINTS = {
 }
 
 
-def response_hook(vendor: str, secret_hint: str) -> Callable[..., Response]:
-    """A requests response hook: raise a `VendorError` on an error status or unparsable JSON."""
+Decoder = Callable[[bytes], Any]
+# What a decoder raises on a body it cannot parse (orjson's error is a ValueError).
+_DECODE_ERRORS = (ValueError, msgspec.DecodeError)
+
+
+def response_hook(
+    vendor: str, secret_hint: str, decode: Decoder = orjson.loads
+) -> Callable[..., Response]:
+    """A requests response hook: raise a `VendorError` on an error status or a body `decode`
+    cannot parse; `response.json()` then returns what it made of the body."""
 
     def hook(response: Response, *args: Any, **kwargs: Any) -> Response:
         endpoint = urlsplit(response.url).path
@@ -57,8 +67,8 @@ def response_hook(vendor: str, secret_hint: str) -> Callable[..., Response]:
                 response=response,
             )
         try:
-            payload = orjson.loads(response.content)
-        except orjson.JSONDecodeError as exc:
+            payload = decode(response.content)
+        except _DECODE_ERRORS as exc:
             raise MalformedResponseError(
                 f"{vendor}: {endpoint} returned malformed JSON ({exc})"
             ) from None
@@ -102,12 +112,16 @@ class VendorClient(RESTClient):
             raise ValueError(f"{vendor}: base URL {base_url!r} is not an http(s) URL")
         super().__init__(base_url=base_url.rstrip("/"), auth=auth, headers=headers)
         self.vendor = vendor
-        self._hook = response_hook(vendor, secret_hint)
-        self.session.hooks["response"].append(self._hook)  # get/post/request
+        self.secret_hint = secret_hint
+        self.session.hooks["response"].append(response_hook(vendor, secret_hint))  # get/post
 
-    def paginate(self, *args: Any, **kwargs: Any) -> Iterator[PageData[Any]]:
-        """`RESTClient.paginate` with this vendor's response hook."""
-        kwargs.setdefault("hooks", {"response": [self._hook]})
+    def paginate(
+        self, *args: Any, decode: Decoder = orjson.loads, **kwargs: Any
+    ) -> Iterator[PageData[Any]]:
+        """`RESTClient.paginate` with this vendor's response hook, parsing each page with
+        `decode`."""
+        hook = response_hook(self.vendor, self.secret_hint, decode)
+        kwargs.setdefault("hooks", {"response": [hook]})
         return super().paginate(*args, **kwargs)
 
 

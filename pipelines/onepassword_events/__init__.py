@@ -38,7 +38,6 @@ from .helpers import (
     empty_events_table,
     event_pages,
     events_to_arrow,
-    first_sightings,
     introspect,
     onepassword_client,
     page_items,
@@ -154,17 +153,18 @@ def onepassword_events(
             handed = 0  # by this type
             state.pop(BACKLOG, None)
             for page in itertools.chain([head], pages):
-                items = first_sightings(page_items(page.response.json(), endpoint), seen)
+                items = page_items(page.response.json())
                 if items:
-                    pending.append(
-                        events_to_arrow(
-                            table,
-                            items,
-                            tenant=name,
-                            observed_at=server_time(page.response),
-                            endpoint=endpoint,
-                        )
+                    page_events = events_to_arrow(
+                        table,
+                        items,
+                        seen,
+                        tenant=name,
+                        observed_at=server_time(page.response),
+                        endpoint=endpoint,
                     )
+                    if page_events.num_rows:
+                        pending.append(page_events)
                 rows = sum(t.num_rows for t in pending)
                 full = budget.reached(rows)
                 # dlt's cost per yielded table is fixed and high: hand pages over in batches

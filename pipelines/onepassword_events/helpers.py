@@ -1,9 +1,15 @@
 """1Password Events API HTTP details: the client with its rate limiter, the POST cursor
-paginator, token introspection, and the conversion of a page of items into an Arrow table."""
+paginator, token introspection, and the conversion of a page of items into an Arrow table.
+
+A page's items are kept as the JSON text the vendor sent (`msgspec.Raw`: the body is only
+scanned, not turned into Python objects) and parsed once, by Arrow's JSON reader, into typed
+columns; that text is also each event's `raw`. Only a page Arrow cannot take as documented (an
+unknown key, a value of another type) is parsed into Python objects, to coerce it."""
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import threading
 import time
@@ -13,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -188,7 +195,7 @@ class EventsCursorPaginator(BasePaginator):
         body = response.json()
         cursor = require(body, "cursor", str, VENDOR, self.endpoint)
         has_more = body.get("has_more") is True
-        if has_more and cursor == self.cursor and not page_items(body, self.endpoint):
+        if has_more and cursor == self.cursor and not page_items(body):
             logger.warning(
                 "%s: %s answered has_more with an unchanged cursor and no items; stopping here",
                 VENDOR,
@@ -202,23 +209,48 @@ class EventsCursorPaginator(BasePaginator):
         request.json = {"cursor": self.cursor}
 
 
+class EventsPage(msgspec.Struct):
+    """An events response as `decode_events_page` reads it: other keys are skipped."""
+
+    cursor: Any = msgspec.UNSET
+    has_more: Any = msgspec.UNSET
+    items: list[msgspec.Raw] | None = None  # each item's JSON text, unparsed
+
+
+_PAGE_DECODER = msgspec.json.Decoder(EventsPage)
+
+
+def decode_events_page(content: bytes) -> dict[str, Any]:
+    """An events response body as `{cursor, has_more, items}` (those present), with `items` a
+    list of each item's JSON text (`msgspec.Raw`); raises `msgspec.DecodeError` on a body that
+    is not JSON or whose `items` is not a list."""
+    page = _PAGE_DECODER.decode(content)
+    return {
+        key: value
+        for key, value in zip(page.__struct_fields__, msgspec.structs.astuple(page), strict=True)
+        if value is not msgspec.UNSET
+    }
+
+
 def event_pages(
     client: VendorClient, endpoint: str, first_body: dict[str, Any]
 ) -> tuple[EventsCursorPaginator, Iterator[Any]]:
-    """The paginator of a walk of `endpoint` that starts with `first_body`, and its pages."""
+    """The paginator of a walk of `endpoint` that starts with `first_body`, and its pages (each
+    response's `json()` is `decode_events_page`'s)."""
     paginator = EventsCursorPaginator(first_body, endpoint)
-    pages = client.paginate(endpoint, method="POST", paginator=paginator, data_selector="$")
+    pages = client.paginate(
+        endpoint,
+        method="POST",
+        paginator=paginator,
+        data_selector="$",
+        decode=decode_events_page,
+    )
     return paginator, pages
 
 
-def page_items(body: Any, endpoint: str) -> list[dict[str, Any]]:
-    """The page's `items` (absent or null: none), each an object."""
-    items = body.get("items") if isinstance(body, dict) else None
-    if items is None:
-        return []
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise MalformedResponseError(f"{VENDOR}: {endpoint} 'items' is not a list of objects")
-    return items
+def page_items(body: dict[str, Any]) -> list[msgspec.Raw]:
+    """The page's items, as JSON text (absent or null: none)."""
+    return body.get("items") or []
 
 
 class EventBudget:
@@ -240,18 +272,16 @@ class EventBudget:
         return self.spent + pending >= self.limit
 
 
-def first_sightings(items: list[dict[str, Any]], seen: set[str]) -> list[dict[str, Any]]:
-    """The items whose `uuid` is not in `seen` (which learns them): an event delivered twice in
-    one run is loaded once. Items without a string `uuid` pass, to be rejected later."""
-    fresh = []
-    for item in items:
-        uuid = item.get("uuid")
-        if isinstance(uuid, str):
-            if uuid in seen:
-                continue
+def first_sightings(uuids: list[Any], seen: set[str]) -> list[bool] | None:
+    """Which of `uuids` are not in `seen` (which learns them), or None when all are new: an
+    event delivered twice in one run is loaded once. Nulls count as new (to be rejected
+    later)."""
+    keep = []
+    for uuid in uuids:
+        keep.append(uuid is None or uuid not in seen)
+        if uuid is not None:
             seen.add(uuid)
-        fresh.append(item)
-    return fresh
+    return None if all(keep) else keep
 
 
 def rfc3339(moment: datetime) -> str:
@@ -272,27 +302,41 @@ def arrow_schema(table: str, extra: Sequence[pa.Field] = ()) -> pa.Schema:
 
 def events_to_arrow(
     table: str,
-    items: list[dict[str, Any]],
+    items: list[msgspec.Raw],
+    seen: set[str],
     *,
     tenant: str,
     observed_at: datetime,
     endpoint: str,
 ) -> pa.Table:
-    """One page of items as a typed Arrow table: the documented fields flattened into columns,
-    unknown top-level keys as text columns (`unknown_columns`), the item as `raw`."""
-    count = len(items)
-    raws = [orjson.dumps(item) for item in items]
+    """One page's items (their JSON text) as a typed Arrow table of the events whose `uuid` is
+    not in `seen` (which learns them): the documented fields flattened into columns, unknown
+    top-level keys as text columns (`unknown_columns`), the item's text as `raw`."""
+    raws = [bytes(item) for item in items]
+    objects: list[dict[str, Any]] | None = None
     try:
         arrays = _documented_columns_fast(table, raws)
-    except _ARROW_ERRORS:  # a value of an unexpected type: coerce field by field
-        arrays = _documented_columns(table, items)
+    except _ARROW_ERRORS:  # an unknown key, a value of another type: coerce field by field
+        objects = [orjson.loads(raw) for raw in raws]
+        if not all(isinstance(item, dict) for item in objects):
+            raise MalformedResponseError(
+                f"{VENDOR}: {endpoint} 'items' is not a list of objects"
+            ) from None
+        arrays = _documented_columns(table, objects)
     names = [column for column, _, _ in FIELDS[table]]
+    keep = first_sightings(arrays[names.index("uuid")].to_pylist(), seen)
+    if keep is not None:
+        mask = pa.array(keep)
+        arrays = [array.filter(mask) for array in arrays]
+        raws = list(itertools.compress(raws, keep))
+        objects = objects and list(itertools.compress(objects, keep))
     for name in ("uuid", "timestamp"):  # required: the merge key and the day an event counts for
         missing = arrays[names.index(name)].null_count
         if missing:
             raise MalformedResponseError(
                 f"{VENDOR}: {endpoint} returned {missing} item(s) without a valid {name!r}"
             )
+    count = len(raws)
     timestamps = arrays[names.index("timestamp")]
     arrays += [
         pa.repeat(pa.scalar(tenant, pa.string()), count),
@@ -300,8 +344,10 @@ def events_to_arrow(
         pa.repeat(pa.scalar(observed_at, TIMESTAMP), count),
         pa.array(raws, pa.binary()).cast(pa.string()),
     ]
-    extra_fields, extra_arrays = unknown_columns(
-        items, _TOP_LEVEL[table], _TAKEN[table], f"{VENDOR}: {endpoint}"
+    extra_fields, extra_arrays = (
+        unknown_columns(objects, _TOP_LEVEL[table], _TAKEN[table], f"{VENDOR}: {endpoint}")
+        if objects
+        else ([], [])
     )
     schema = arrow_schema(table, extra_fields)
     return pa.Table.from_arrays([*arrays, *extra_arrays], schema=schema)
@@ -323,7 +369,7 @@ def _nested_schema(table: str) -> pa.Schema:
 
 _JSON_OPTIONS = {
     table: pajson.ParseOptions(
-        explicit_schema=_nested_schema(table), unexpected_field_behavior="ignore"
+        explicit_schema=_nested_schema(table), unexpected_field_behavior="infer"
     )
     for table in FIELDS
 }
@@ -331,10 +377,16 @@ _JSON_OPTIONS = {
 
 def _documented_columns_fast(table: str, raws: list[bytes]) -> list[pa.Array]:
     """The documented columns parsed by Arrow's JSON reader from the items' JSON (one a line);
-    raises an Arrow error when a value does not have the documented type."""
+    raises an Arrow error when a value does not have the documented type, an item is not an
+    object, or an item has a top-level key the contract does not name."""
     data = b"\n".join(raws)
     options = pajson.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data) + 1))
-    parsed = pajson.read_json(pa.BufferReader(data), options, _JSON_OPTIONS[table]).flatten()
+    parsed = pajson.read_json(pa.BufferReader(data), options, _JSON_OPTIONS[table])
+    if parsed.num_rows != len(raws):  # an item written over several lines
+        raise pa.ArrowInvalid("items are not one a line")
+    if not _TOP_LEVEL[table].issuperset(parsed.schema.names):
+        raise pa.ArrowInvalid("unknown top-level keys")
+    parsed = parsed.flatten()
     return [parsed.column(path).combine_chunks() for _, path, _ in FIELDS[table]]
 
 
