@@ -39,6 +39,7 @@ class Faults:
     slow_seconds: float = 0.0  # delay before every response
     extra_field: bool = False  # every record gains an unknown key
     drop_optional: bool = False  # optional record fields are left out
+    pretty_json: bool = False  # JSON bodies are indented: a record spans several lines
 
     def update(self, **changes: Any) -> None:
         """Set the named switches; an unknown name raises ValueError."""
@@ -166,7 +167,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = response.payload.encode()
             content_type = "text/plain; charset=utf-8"
         else:
-            body = json.dumps(response.payload, separators=(",", ":")).encode()
+            pretty = self.server.simulator.faults.pretty_json
+            layout = {"indent": 2} if pretty else {"separators": (",", ":")}
+            body = json.dumps(response.payload, **layout).encode()
             content_type = "application/json"
         if malformed:
             body = body[: max(1, len(body) // 2)]

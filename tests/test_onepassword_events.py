@@ -18,6 +18,7 @@ import pytest
 
 from cli.steps import transform
 from pipelines.onepassword_events.helpers import SlidingWindowLimiter
+from pipelines.onepassword_events.settings import FIELDS
 from pipelines.registry import load
 from pipelines.vendor_http import MalformedResponseError, VendorHTTPError, find_vendor_error
 from simulators.onepassword_events import EXTRA_FIELD, FEATURES, OnePasswordEventsSimulator
@@ -346,6 +347,34 @@ def test_malformed_json_mid_run_fails_naming_the_endpoint_and_changes_nothing(se
     assert {table: sorted(stored(location, table)) for table in TABLES} == before
     load("onepassword", location)  # the next run picks up from the last good cursor
     assert_exactly_the_visible_events(location, sim)
+
+
+DUCKDB_TYPES = {
+    "text": "varchar",
+    "bigint": "bigint",
+    "double": "double",
+    "timestamp": "timestamptz",
+}
+
+
+@pytest.mark.parametrize("pretty", [False, True], ids=["compact", "indented"])
+def test_every_column_holds_its_value_from_the_item(server, location, pretty):
+    # A vendor may indent its JSON (an item then spans several lines): the same columns load.
+    sim = server.simulator
+    sim.faults.update(pretty_json=pretty)
+    load("onepassword", location)
+    assert_exactly_the_visible_events(location, sim)
+    for table, fields in FIELDS.items():
+        differ = " or ".join(
+            f"{column} is distinct from try_cast(raw->>'$.{path}' as {DUCKDB_TYPES[kind]})"
+            for column, path, kind in fields
+        )
+        ((raw, mismatched),) = query(
+            location,
+            f"select any_value(raw), count(*) filter ({differ}) from onepassword_events.{table}",
+        )
+        assert mismatched == 0, table
+        assert ("\n" in raw) == pretty  # `raw` is the item's text as the vendor sent it
 
 
 def test_an_unknown_field_becomes_a_column(server, location):
