@@ -1,10 +1,11 @@
-"""What a `posture load` process keeps out of its imports: about 55 MB of its peak memory.
+"""What a `posture load` process keeps out of its imports: about 60 MB of its peak memory.
 
 Nothing a load runs needs pandas, but DuckDB's parameter binding and pyarrow import it, only to
 check whether a value is one of its types (about 50 MB of modules and libraries, with numpy).
+dlt imports SQLAlchemy only for its URL class, and has its own when SQLAlchemy is missing.
 sqlglot, which dlt imports, is also installed with compiled modules (`sqlglotc`, that
 dagster-dbt's parsing wants); a load makes little use of it, and sqlglot's own Python modules
-take about 20 MB less. Both only work before the first of these libraries is imported, and they
+take about 20 MB less. These only work before the first of these libraries is imported, and they
 last for the process, so only the `posture` program does this, for a load (see `cli.main.run`);
 a process that goes on to other work (Dagster, a notebook, the tests) must not."""
 
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 
-KEPT_OUT = ("pandas", "sqlglotrs")  # sqlglotrs: sqlglot warns if it finds it without sqlglotc
+KEPT_OUT = ("pandas", "sqlalchemy", "sqlglotrs")  # sqlglotrs: sqlglot warns without sqlglotc
 PYTHON_SOURCES = ("sqlglot",)  # packages imported from their .py files, not compiled modules
 _SOURCE_LOADERS = [(importlib.machinery.SourceFileLoader, importlib.machinery.SOURCE_SUFFIXES)]
 
