@@ -1,4 +1,4 @@
-"""What a `posture load` process keeps out of its imports: about 60 MB of its peak memory.
+"""What a `posture load` process keeps out of its imports: about 65 MB of its peak memory.
 
 Nothing a load runs needs pandas, but DuckDB's parameter binding and pyarrow import it, only to
 check whether a value is one of its types (about 50 MB of modules and libraries, with numpy).

@@ -40,7 +40,7 @@ def test_help_does_not_import_heavy_libraries():
 def test_a_load_process_imports_no_pandas_sqlalchemy_nor_compiled_sqlglot(
     keeper_env, trend_env, onepassword_env, location
 ):
-    # What `posture load` keeps out of its process is about 60 MB of its peak memory; every
+    # What `posture load` keeps out of its process is about 65 MB of its peak memory; every
     # source must still load without it.
     loaded = run_cli("--data-dir", str(location.data_dir), "load", "all", importtime=True)
     assert loaded.returncode == 0, loaded.stderr[-3000:]

@@ -377,6 +377,27 @@ def test_every_column_holds_its_value_from_the_item(server, location, pretty):
         assert ("\n" in raw) == pretty  # `raw` is the item's text as the vendor sent it
 
 
+def test_an_item_that_is_not_an_object_fails_naming_the_endpoint(server, location, monkeypatch):
+    sim = server.simulator
+    load("onepassword", location)
+    before = {table: sorted(stored(location, table)) for table in TABLES}
+    sim.advance(hours=12)
+    render = sim._render
+    monkeypatch.setattr(
+        sim,
+        "_render",
+        lambda feature, event: 5 if feature == "auditevents" else render(feature, event),
+    )
+
+    with pytest.raises(Exception) as failed:
+        load("onepassword", location)
+
+    error = find_vendor_error(failed.value)
+    assert isinstance(error, MalformedResponseError)
+    assert "/api/v2/auditevents" in str(error) and "not a list of objects" in str(error)
+    assert {table: sorted(stored(location, table)) for table in TABLES} == before
+
+
 def test_an_unknown_field_becomes_a_column(server, location):
     sim = server.simulator
     sim.faults.update(extra_field=True)

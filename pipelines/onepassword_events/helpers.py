@@ -329,7 +329,8 @@ def events_to_arrow(
         mask = pa.array(keep)
         arrays = [array.filter(mask) for array in arrays]
         raws = list(itertools.compress(raws, keep))
-        objects = objects and list(itertools.compress(objects, keep))
+        if objects is not None:
+            objects = list(itertools.compress(objects, keep))
     for name in ("uuid", "timestamp"):  # required: the merge key and the day an event counts for
         missing = arrays[names.index(name)].null_count
         if missing:
@@ -344,10 +345,10 @@ def events_to_arrow(
         pa.repeat(pa.scalar(observed_at, TIMESTAMP), count),
         pa.array(raws, pa.binary()).cast(pa.string()),
     ]
-    extra_fields, extra_arrays = (
-        unknown_columns(objects, _TOP_LEVEL[table], _TAKEN[table], f"{VENDOR}: {endpoint}")
-        if objects
-        else ([], [])
+    extra_fields, extra_arrays = (  # the fast path took only pages without unknown keys
+        ([], [])
+        if objects is None
+        else unknown_columns(objects, _TOP_LEVEL[table], _TAKEN[table], f"{VENDOR}: {endpoint}")
     )
     schema = arrow_schema(table, extra_fields)
     return pa.Table.from_arrays([*arrays, *extra_arrays], schema=schema)
