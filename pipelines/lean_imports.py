@@ -41,7 +41,7 @@ class _LeanImports(importlib.abc.MetaPathFinder):
 
 
 def keep_imports_lean() -> None:
-    """From now on, this process imports no pandas and sqlglot from its Python sources. Does
-    nothing once one of them is imported (too late to save anything)."""
+    """From now on, this process imports none of `KEPT_OUT`, and sqlglot from its Python
+    sources. Does nothing once one of them is imported (too late to save anything)."""
     if not any(name.partition(".")[0] in (*KEPT_OUT, *PYTHON_SOURCES) for name in sys.modules):
         sys.meta_path.insert(0, _LeanImports())

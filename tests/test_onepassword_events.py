@@ -77,6 +77,11 @@ def stored(location: WarehouseLocation, table: str) -> list[str]:
     return [uuid for (uuid,) in query(location, f"select uuid from onepassword_events.{table}")]
 
 
+def every_table(location: WarehouseLocation) -> dict[str, list[str]]:
+    """Each table's stored uuids, sorted: equal before and after a run that changed nothing."""
+    return {table: sorted(stored(location, table)) for table in TABLES}
+
+
 def assert_exactly_the_visible_events(location: WarehouseLocation, sim) -> None:
     """Each table holds every event the vendor shows now, each exactly once."""
     for table, feature in TABLES.items():
@@ -314,7 +319,7 @@ def _advance(now: list[float]):
 def test_a_revoked_token_fails_clearly_without_showing_the_token(server, location, token, caplog):
     sim = server.simulator
     load("onepassword", location)
-    before = {table: sorted(stored(location, table)) for table in TABLES}
+    before = every_table(location)
     sim.revoke(token)
     sim.advance(hours=2)
 
@@ -328,13 +333,13 @@ def test_a_revoked_token_fails_clearly_without_showing_the_token(server, locatio
     shown = "".join(traceback.format_exception(failed.value)) + caplog.text
     assert token not in shown
     assert files_containing(location.data_dir, token) == []
-    assert {table: sorted(stored(location, table)) for table in TABLES} == before
+    assert every_table(location) == before
 
 
 def test_malformed_json_mid_run_fails_naming_the_endpoint_and_changes_nothing(server, location):
     sim = server.simulator
     load("onepassword", location)
-    before = {table: sorted(stored(location, table)) for table in TABLES}
+    before = every_table(location)
     sim.advance(hours=12)
     sim.faults.update(malformed_next=1, path_contains="/api/v2/itemusages")
 
@@ -344,7 +349,7 @@ def test_malformed_json_mid_run_fails_naming_the_endpoint_and_changes_nothing(se
     error = find_vendor_error(failed.value)
     assert isinstance(error, MalformedResponseError)
     assert "1Password" in str(error) and "/api/v2/itemusages" in str(error)
-    assert {table: sorted(stored(location, table)) for table in TABLES} == before
+    assert every_table(location) == before
     load("onepassword", location)  # the next run picks up from the last good cursor
     assert_exactly_the_visible_events(location, sim)
 
@@ -380,7 +385,7 @@ def test_every_column_holds_its_value_from_the_item(server, location, pretty):
 def test_an_item_that_is_not_an_object_fails_naming_the_endpoint(server, location, monkeypatch):
     sim = server.simulator
     load("onepassword", location)
-    before = {table: sorted(stored(location, table)) for table in TABLES}
+    before = every_table(location)
     sim.advance(hours=12)
     render = sim._render
     monkeypatch.setattr(
@@ -395,7 +400,7 @@ def test_an_item_that_is_not_an_object_fails_naming_the_endpoint(server, locatio
     error = find_vendor_error(failed.value)
     assert isinstance(error, MalformedResponseError)
     assert "/api/v2/auditevents" in str(error) and "not a list of objects" in str(error)
-    assert {table: sorted(stored(location, table)) for table in TABLES} == before
+    assert every_table(location) == before
 
 
 def test_an_unknown_field_becomes_a_column(server, location):
