@@ -33,7 +33,7 @@ def test_definitions_load_with_one_lineage_graph(defs: dg.Definitions):
     # Every loaded table feeds a staging model: dbt's source keys are the dlt assets' keys.
     for key in loaded:
         children = graph.get(key).child_keys
-        assert any(child.path[-1].startswith("stg_keeper__") for child in children), key
+        assert any(child.path[-1].startswith("stg_keeper_rmd__") for child in children), key
     # Publishing waits for every model.
     published = graph.get(dg.AssetKey("published_warehouse"))
     assert dg.AssetKey(["marts", "fct_keeper_daily_kpis"]) in published.parent_keys

@@ -25,7 +25,7 @@ trend as (
         cast(null as {{ dbt.type_string() }}) as source_ip,
         raw_json,
         load_id
-    from {{ ref('stg_trend__audit_logs') }}
+    from {{ ref('stg_trend_audit__audit_logs') }}
 
 ),
 
@@ -49,7 +49,7 @@ onepassword_signins as (
         client_ip_address as source_ip,
         raw_json,
         load_id
-    from {{ ref('stg_onepassword__signin_attempts') }}
+    from {{ ref('stg_onepassword_events__signin_attempts') }}
 
 ),
 
@@ -70,7 +70,7 @@ onepassword_item_usages as (
         client_ip_address as source_ip,
         raw_json,
         load_id
-    from {{ ref('stg_onepassword__item_usages') }}
+    from {{ ref('stg_onepassword_events__item_usages') }}
 
 ),
 
@@ -93,7 +93,7 @@ onepassword_audit as (
         session_ip as source_ip,
         raw_json,
         load_id
-    from {{ ref('stg_onepassword__audit_events') }}
+    from {{ ref('stg_onepassword_events__audit_events') }}
 
 )
 

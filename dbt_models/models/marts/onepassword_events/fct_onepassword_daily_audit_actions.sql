@@ -9,5 +9,5 @@ select
     count(*) as events,
     count(distinct actor_uuid) as distinct_actors
 
-from {{ ref('stg_onepassword__audit_events') }}
+from {{ ref('stg_onepassword_events__audit_events') }}
 group by tenant, event_date, action, coalesce(object_type, 'unknown')

@@ -9,5 +9,5 @@ select
     count(distinct user_uuid) as distinct_users,
     count(distinct item_uuid) as distinct_items
 
-from {{ ref('stg_onepassword__item_usages') }}
+from {{ ref('stg_onepassword_events__item_usages') }}
 group by tenant, event_date, coalesce(vault_uuid, 'unknown'), action

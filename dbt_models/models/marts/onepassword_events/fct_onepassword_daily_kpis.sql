@@ -7,7 +7,7 @@ with
 days as (
 
     select tenant, event_date
-    from {{ ref('int_onepassword__tenant_days') }}
+    from {{ ref('int_onepassword_events__tenant_days') }}
 
 ),
 
@@ -27,7 +27,7 @@ signins as (
             end
         ) as distinct_users_signing_in
 
-    from {{ ref('stg_onepassword__signin_attempts') }}
+    from {{ ref('stg_onepassword_events__signin_attempts') }}
     group by tenant, event_date
 
 ),
@@ -48,7 +48,7 @@ item_usages as (
         {{- "," if not loop.last }}
         {%- endfor %}
 
-    from {{ ref('stg_onepassword__item_usages') }}
+    from {{ ref('stg_onepassword_events__item_usages') }}
     group by tenant, event_date
 
 ),
@@ -60,7 +60,7 @@ audit_events as (
         event_date,
         count(*) as audit_events
 
-    from {{ ref('stg_onepassword__audit_events') }}
+    from {{ ref('stg_onepassword_events__audit_events') }}
     group by tenant, event_date
 
 ),

@@ -31,7 +31,7 @@ audit as (
         observed_at,
         load_id
 
-    from {{ ref('stg_onepassword__audit_events') }}
+    from {{ ref('stg_onepassword_events__audit_events') }}
     where action in ('disblmfa', 'suspend', 'export')
 
 ),
@@ -59,7 +59,7 @@ item_exports as (
         observed_at,
         load_id
 
-    from {{ ref('stg_onepassword__item_usages') }}
+    from {{ ref('stg_onepassword_events__item_usages') }}
     where action = 'export'
 
 )

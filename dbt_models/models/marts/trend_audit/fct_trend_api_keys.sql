@@ -24,7 +24,7 @@ key_events as (
             order by event_at desc, event_id desc
         ) as nth_latest
 
-    from {{ ref('int_trend__audit_events') }}
+    from {{ ref('int_trend_audit__audit_events') }}
     where api_key_id is not null
 
 ),

@@ -10,5 +10,5 @@ select
     min(event_at) as first_event_at,
     max(event_at) as last_event_at
 
-from {{ ref('int_trend__audit_events') }}
+from {{ ref('int_trend_audit__audit_events') }}
 group by tenant, event_date, event_type

@@ -6,7 +6,7 @@ with
 days as (
 
     select tenant, event_date
-    from {{ ref('int_trend__tenant_days') }}
+    from {{ ref('int_trend_audit__tenant_days') }}
 
 ),
 
@@ -33,7 +33,7 @@ event_counts as (
         count(distinct case when is_sign_in then principal_urn end)
             as distinct_principals_signing_in
 
-    from {{ ref('int_trend__audit_events') }}
+    from {{ ref('int_trend_audit__audit_events') }}
     group by tenant, event_date
 
 ),

@@ -14,7 +14,7 @@ catalog as (
 observed as (
 
     select distinct benchmark_id
-    from {{ ref('stg_keeper__benchmarks') }}
+    from {{ ref('stg_keeper_rmd__benchmarks') }}
 
 ),
 

@@ -5,7 +5,7 @@ with
 
 benchmarks as (
 
-    select * from {{ ref('stg_keeper__benchmarks') }}
+    select * from {{ ref('stg_keeper_rmd__benchmarks') }}
 
 )
 

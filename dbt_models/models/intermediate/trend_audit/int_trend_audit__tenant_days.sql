@@ -10,7 +10,7 @@ bounds as (
         tenant,
         min(event_date) as first_day,
         max(cast(observed_at as date)) as last_day
-    from {{ ref('stg_trend__audit_logs') }}
+    from {{ ref('stg_trend_audit__audit_logs') }}
     group by tenant
 
 )

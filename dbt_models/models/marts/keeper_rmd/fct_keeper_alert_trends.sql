@@ -5,14 +5,14 @@ with
 
 summaries as (
 
-    select * from {{ ref('stg_keeper__alert_summaries') }}
+    select * from {{ ref('stg_keeper_rmd__alert_summaries') }}
 
 ),
 
 snapshots as (
 
     select tenant, snapshot_date, is_first_snapshot
-    from {{ ref('int_keeper__snapshots') }}
+    from {{ ref('int_keeper_rmd__snapshots') }}
 
 ),
 

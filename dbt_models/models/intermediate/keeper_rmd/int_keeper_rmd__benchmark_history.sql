@@ -10,7 +10,7 @@ with
 benchmarks as (
 
     select tenant, snapshot_date, benchmark_id, status
-    from {{ ref('stg_keeper__benchmarks') }}
+    from {{ ref('stg_keeper_rmd__benchmarks') }}
 
 ),
 
@@ -18,7 +18,7 @@ benchmarks as (
 benchmark_days as (
 
     select tenant, snapshot_date
-    from {{ ref('int_keeper__snapshots') }}
+    from {{ ref('int_keeper_rmd__snapshots') }}
     where has_benchmarks
 
 ),

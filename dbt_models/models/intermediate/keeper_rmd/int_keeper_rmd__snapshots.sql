@@ -6,27 +6,27 @@ with
 snapshot_rows as (
 
     select distinct tenant, snapshot_date, 'enterprise_stat' as endpoint
-    from {{ ref('stg_keeper__enterprise_stats') }}
+    from {{ ref('stg_keeper_rmd__enterprise_stats') }}
 
     union all
 
     select distinct tenant, snapshot_date, 'user_details' as endpoint
-    from {{ ref('stg_keeper__users') }}
+    from {{ ref('stg_keeper_rmd__users') }}
 
     union all
 
     select distinct tenant, snapshot_date, 'benchmarks' as endpoint
-    from {{ ref('stg_keeper__benchmarks') }}
+    from {{ ref('stg_keeper_rmd__benchmarks') }}
 
     union all
 
     select distinct tenant, snapshot_date, 'alert_summary' as endpoint
-    from {{ ref('stg_keeper__alert_summaries') }}
+    from {{ ref('stg_keeper_rmd__alert_summaries') }}
 
     union all
 
     select distinct tenant, snapshot_date, 'alert_details' as endpoint
-    from {{ ref('stg_keeper__alert_details') }}
+    from {{ ref('stg_keeper_rmd__alert_details') }}
 
 ),
 

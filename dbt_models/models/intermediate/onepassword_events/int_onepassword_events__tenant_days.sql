@@ -5,11 +5,11 @@ with
 
 event_days as (
 
-    select tenant, event_date, observed_at from {{ ref('stg_onepassword__signin_attempts') }}
+    select tenant, event_date, observed_at from {{ ref('stg_onepassword_events__signin_attempts') }}
     union all
-    select tenant, event_date, observed_at from {{ ref('stg_onepassword__item_usages') }}
+    select tenant, event_date, observed_at from {{ ref('stg_onepassword_events__item_usages') }}
     union all
-    select tenant, event_date, observed_at from {{ ref('stg_onepassword__audit_events') }}
+    select tenant, event_date, observed_at from {{ ref('stg_onepassword_events__audit_events') }}
 
 ),
 

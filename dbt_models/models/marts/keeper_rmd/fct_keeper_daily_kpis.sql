@@ -7,14 +7,14 @@ with
 snapshots as (
 
     select tenant, snapshot_date
-    from {{ ref('int_keeper__snapshots') }}
+    from {{ ref('int_keeper_rmd__snapshots') }}
 
 ),
 
 enterprise_stats as (
 
     select tenant, snapshot_date, users_logged_recent, users_has_records
-    from {{ ref('stg_keeper__enterprise_stats') }}
+    from {{ ref('stg_keeper_rmd__enterprise_stats') }}
 
 ),
 
@@ -33,7 +33,7 @@ user_counts as (
         cast(sum(case when never_logged_in then 1 else 0 end) as {{ dbt.type_bigint() }})
             as never_logged_in
 
-    from {{ ref('int_keeper__users_daily') }}
+    from {{ ref('int_keeper_rmd__users_daily') }}
     group by tenant, snapshot_date
 
 ),
@@ -53,7 +53,7 @@ benchmark_counts as (
         cast(sum(case when status = 'INVALID' then 1 else 0 end) as {{ dbt.type_bigint() }})
             as benchmarks_invalid
 
-    from {{ ref('stg_keeper__benchmarks') }}
+    from {{ ref('stg_keeper_rmd__benchmarks') }}
     group by tenant, snapshot_date
 
 ),
@@ -66,7 +66,7 @@ alert_counts as (
         count(distinct event_type) as alert_event_types,
         cast(sum(occurrences_30d) as {{ dbt.type_bigint() }}) as alert_occurrences
 
-    from {{ ref('stg_keeper__alert_summaries') }}
+    from {{ ref('stg_keeper_rmd__alert_summaries') }}
     group by tenant, snapshot_date
 
 ),

@@ -6,7 +6,7 @@ with
 
 users as (
 
-    select * from {{ ref('stg_keeper__users') }}
+    select * from {{ ref('stg_keeper_rmd__users') }}
 
 ),
 

@@ -6,7 +6,7 @@ with
 
 events as (
 
-    select * from {{ ref('stg_trend__audit_logs') }}
+    select * from {{ ref('stg_trend_audit__audit_logs') }}
 
 ),
 

@@ -6,7 +6,7 @@ with
 
 users_daily as (
 
-    select * from {{ ref('int_keeper__users_daily') }}
+    select * from {{ ref('int_keeper_rmd__users_daily') }}
 
 )
 

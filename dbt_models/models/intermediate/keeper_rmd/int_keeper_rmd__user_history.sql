@@ -14,7 +14,7 @@ with
 users as (
 
     select tenant, snapshot_date, user_email, has_records, last_logged_in
-    from {{ ref('stg_keeper__users') }}
+    from {{ ref('stg_keeper_rmd__users') }}
 
 ),
 
@@ -23,7 +23,7 @@ users as (
 user_detail_days as (
 
     select tenant, snapshot_date
-    from {{ ref('int_keeper__snapshots') }}
+    from {{ ref('int_keeper_rmd__snapshots') }}
     where has_user_details
 
 ),

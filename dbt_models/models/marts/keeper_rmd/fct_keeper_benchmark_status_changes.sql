@@ -6,7 +6,7 @@ with
 
 status_daily as (
 
-    select * from {{ ref('int_keeper__benchmark_status_daily') }}
+    select * from {{ ref('int_keeper_rmd__benchmark_status_daily') }}
 
 )
 
