@@ -45,11 +45,9 @@ def _kpis(args: argparse.Namespace) -> None:
 
 
 def _sql(args: argparse.Namespace) -> None:
-    from cli.output import print_query
-    from warehouse.connection import connect_published
+    from cli.steps import print_sql
 
-    with connect_published(current_location()) as con:
-        print_query(con, args.query)
+    print_sql(current_location(), args.query)
 
 
 def _demo(args: argparse.Namespace) -> None:

@@ -123,6 +123,24 @@ def print_kpis(location: WarehouseLocation, days: int, tenant: str | None = None
                 )
 
 
+def print_sql(location: WarehouseLocation, query: str) -> None:
+    """Run one read-only query on the published warehouse and print its result."""
+    from cli.output import print_query
+    from warehouse.connection import connect_published
+
+    with connect_published(location) as con:
+        statements = con.extract_statements(query)
+        kinds = [statement.type.name for statement in statements]
+        # The sandboxed connection still lets DuckDB write its own log beside the file it opened
+        # (a `COPY ... TO` that names it), so only a single query runs.
+        if kinds != ["SELECT"]:
+            raise ValueError(
+                "only one query that reads is allowed (SELECT, FROM, WITH, DESCRIBE, SHOW, "
+                f"SUMMARIZE), not {' + '.join(kinds) or 'nothing'}"
+            )
+        print_query(con, query)
+
+
 def set_benchmark(benchmark_id: str, status: str) -> None:
     """POST one benchmark's status to Keeper (config from SOURCES__KEEPER_RMD__*)."""
     import dlt
