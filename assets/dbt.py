@@ -11,6 +11,7 @@ from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from assets.schedules import WRITER_POOL
 from warehouse.location import WarehouseLocation
+from warehouse.publish import recording_build
 from warehouse.writer import writer_turn
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_models"
@@ -55,7 +56,7 @@ def build_dbt_assets(project: DbtProject, location: WarehouseLocation) -> dg.Ass
         manifest=project.manifest_path, project=project, name="dbt_models", pool=WRITER_POOL
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-        with writer_turn(location):
+        with writer_turn(location), recording_build(location):
             yield from dbt.cli(["build"], context=context).stream()
 
     return dbt_models

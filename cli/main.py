@@ -35,7 +35,7 @@ def _transform(args: argparse.Namespace) -> None:
 def _publish(args: argparse.Namespace) -> None:
     from cli.steps import publish_step
 
-    publish_step(current_location())
+    publish_step(current_location(), force=args.force)
 
 
 def _kpis(args: argparse.Namespace) -> None:
@@ -112,7 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("source", choices=(*SOURCES, "all"))
 
     command("transform", _transform, "build the dbt models and run their tests")
-    command("publish", _publish, "publish a read-only copy for BI tools and analysts")
+    publish = command("publish", _publish, "publish a read-only copy for BI tools and analysts")
+    publish.add_argument(
+        "--force", action="store_true", help="publish even though the last dbt build failed"
+    )
 
     kpis = command("kpis", _kpis, "print the daily KPI table from the published warehouse")
     kpis.add_argument("--days", type=_positive, default=7, help="last N days (default 7)")

@@ -69,6 +69,7 @@ def transform(location: WarehouseLocation, quiet: bool = False) -> None:
     import subprocess
 
     from assets.dbt import DBT_PROJECT_DIR, point_dbt_at
+    from warehouse.publish import recording_build
     from warehouse.writer import writer_turn
 
     point_dbt_at(location)  # profile path and PATH for this process and its children
@@ -76,24 +77,25 @@ def transform(location: WarehouseLocation, quiet: bool = False) -> None:
     folder = str(DBT_PROJECT_DIR)
     command = [shutil.which("dbt") or "dbt", "build", "--project-dir", folder]
     command += ["--profiles-dir", folder, *(["--quiet"] if quiet else [])]
-    with writer_turn(location):
+    with writer_turn(location), recording_build(location):
         returncode = subprocess.run(command, check=False).returncode
-    if returncode:
-        results = DBT_PROJECT_DIR / "target" / "run_results.json"
-        failed = []
-        if results.exists():
-            nodes = json.loads(results.read_text()).get("results", [])
-            failed = [n["unique_id"] for n in nodes if n.get("status") in ("error", "fail")]
-        raise RuntimeError(f"dbt build failed: {', '.join(failed) or 'see the dbt output above'}")
+        if returncode:
+            results = DBT_PROJECT_DIR / "target" / "run_results.json"
+            failed = []
+            if results.exists():
+                nodes = json.loads(results.read_text()).get("results", [])
+                failed = [n["unique_id"] for n in nodes if n.get("status") in ("error", "fail")]
+            failed_text = ", ".join(failed) or "see the dbt output above"
+            raise RuntimeError(f"dbt build failed: {failed_text}")
     if not quiet:
         print(f"dbt build passed in {time.perf_counter() - started:.1f} s")
 
 
-def publish_step(location: WarehouseLocation, quiet: bool = False) -> None:
-    """Publish the read-only copy; prints where it is."""
+def publish_step(location: WarehouseLocation, quiet: bool = False, force: bool = False) -> None:
+    """Publish the read-only copy (a failed build only if `force`); prints where it is."""
     from warehouse.publish import publish
 
-    result = publish(location)
+    result = publish(location, force=force)
     if not quiet:
         print(f"published {result.path} ({result.bytes / 1e6:.1f} MB, {result.seconds:.2f} s)")
 

@@ -7,6 +7,8 @@ import struct
 import duckdb
 import pytest
 
+from cli.main import main
+from cli.steps import transform
 from pipelines.registry import load
 from simulators.server import SimulatorServer
 from warehouse.connection import connect_published
@@ -72,3 +74,53 @@ def _hold_write_lock(path: str, ready, release) -> None:
 def test_nothing_to_publish_is_a_clear_error(location):
     with pytest.raises(FileNotFoundError, match="load first"):
         publish(location)
+
+
+def test_publish_after_a_failed_build_refuses_unless_forced(
+    keeper_env: SimulatorServer, location, monkeypatch, capsys
+):
+    monkeypatch.setenv("POSTURE_DATA_DIR", str(location.data_dir))
+    load("keeper", location)
+    transform(location, quiet=True)
+    assert main(["publish"]) == 0
+    # A second snapshot of the same day breaks the one-row-per-day test: the build fails.
+    keeper_env.simulator.advance(days=1)
+    load("keeper", location)
+    with duckdb.connect(str(location.working_db)) as con:
+        con.execute(
+            "insert into keeper_rmd.enterprise_stat select * from keeper_rmd.enterprise_stat"
+        )
+    with pytest.raises(RuntimeError, match="dbt build failed"):
+        transform(location, quiet=True)
+    capsys.readouterr()
+
+    assert main(["publish"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "last dbt build failed" in err[0] and "--force" in err[0]
+    with connect_published(location) as con:
+        assert stat_days(con) == 1  # readers still have the last good build
+
+    assert main(["publish", "--force"]) == 0
+    with connect_published(location) as con:
+        assert stat_days(con) == 4  # two days, each twice: what the failed build saw
+
+
+def test_a_killed_build_is_not_published(keeper_env: SimulatorServer, location):
+    load("keeper", location)
+    # The build record a `dbt build` killed mid-way leaves behind.
+    (location.data_dir / "posture.duckdb.build").write_text("running")
+    with pytest.raises(RuntimeError, match="did not finish"):
+        publish(location)
+    assert not location.published_db.exists()
+
+
+def test_publish_clears_staging_copies_a_killed_publish_left(keeper_env, location):
+    load("keeper", location)
+    published = location.published_db.parent
+    leftovers = [published / ".posture.duckdb.4242.tmp", published / ".posture.duckdb.77.tmp"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a copy")
+    other = published / "notes.txt"  # not a staging copy: kept
+    other.write_text("kept")
+    publish(location)
+    assert sorted(p.name for p in published.iterdir()) == ["notes.txt", "posture.duckdb"]
