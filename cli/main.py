@@ -15,6 +15,7 @@ from pipelines.registry import SOURCES
 from warehouse.location import DATA_DIR_ENV, current_location
 
 BENCHMARK_STATUSES = ("RESOLVED", "UNRESOLVED", "IGNORED")  # what set_security_benchmarks takes
+MAX_KPI_DAYS = 36_525  # a century: more than any warehouse holds, well within DuckDB's dates
 
 
 def _load(args: argparse.Namespace) -> None:
@@ -78,6 +79,13 @@ def _positive(value: str) -> int:
     return number
 
 
+def _kpi_days(value: str) -> int:
+    number = _positive(value)
+    if number > MAX_KPI_DAYS:
+        raise argparse.ArgumentTypeError(f"{value} is more than {MAX_KPI_DAYS} days (a century)")
+    return number
+
+
 def _benchmark_id(value: str) -> str:
     if not value.startswith("SB_") or not value.replace("_", "").isalnum():
         raise argparse.ArgumentTypeError(
@@ -118,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     kpis = command("kpis", _kpis, "print the daily KPI table from the published warehouse")
-    kpis.add_argument("--days", type=_positive, default=7, help="last N days (default 7)")
+    kpis.add_argument("--days", type=_kpi_days, default=7, help="last N days (default 7)")
     kpis.add_argument("--tenant", help="only this tenant")
 
     sql = command("sql", _sql, "run a read-only SQL query on the published warehouse")

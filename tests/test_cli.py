@@ -67,6 +67,8 @@ def test_a_load_process_imports_no_pandas_sqlalchemy_nor_compiled_sqlglot(
     [
         (["load", "salesforce"], "invalid choice: 'salesforce'"),
         (["demo", "--days", "0"], "must be at least 1"),
+        (["kpis", "--days", "100000000000000000000"], "is more than 36525 days"),
+        (["kpis", "--days", "-3"], "must be at least 1"),
         (["benchmarks", "set", "create-alerts", "RESOLVED"], "is not a benchmark id"),
         (["benchmarks", "set", "SB_CREATE_ALERTS", "DONE"], "invalid choice: 'DONE'"),
     ],
