@@ -2,7 +2,9 @@
 -- the headline KPIs of every vendor. Each vendor is one CTE naming only its own KPIs; the spine
 -- holds every (source, tenant, day) and each vendor's CTE is joined to its own rows, so a
 -- column is NULL where its vendor does not apply. To add a vendor: its CTE, one line in the
--- spine, one join and its columns.
+-- spine, one join and its columns. Each tenant's organisation comes from the configuration
+-- file (stg_config__tenants); the last day of an event source's calendar is the day of its
+-- newest load, which had not ended when it was observed, so it is marked as partial.
 
 with
 
@@ -84,7 +86,12 @@ final as (
     select
         spine.source,
         spine.tenant,
+        coalesce(tenants.organisation, {{ default_organisation() }}) as organisation,
         spine.metric_date,
+        spine.source <> 'keeper'
+        and spine.metric_date = max(spine.metric_date) over (
+            partition by spine.source, spine.tenant
+        ) as is_partial_day,
 
         -- Keeper RMD: users, benchmarks, alerts
         keeper.total_users,
@@ -126,6 +133,9 @@ final as (
         onepassword.vault_exports
 
     from spine
+    left join {{ ref('stg_config__tenants') }} as tenants
+        on spine.source = tenants.source
+        and spine.tenant = tenants.tenant
     left join keeper
         on spine.source = keeper.source
         and spine.tenant = keeper.tenant

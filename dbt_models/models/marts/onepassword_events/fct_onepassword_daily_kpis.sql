@@ -18,9 +18,9 @@ signins as (
         event_date,
         count(*) as signin_attempts,
         -- a failure is any outcome but success; firewall_reported_success went through
-        sum(
+        cast(sum(
             case when category in ('success', 'firewall_reported_success') then 0 else 1 end
-        ) as signin_failures,
+        ) as {{ dbt.type_bigint() }}) as signin_failures,
         count(distinct
             case
                 when category in ('success', 'firewall_reported_success') then user_uuid
@@ -44,7 +44,8 @@ item_usages as (
             ('export', 'exports'),
             ('share', 'shares'),
         ] %}
-        sum(case when action = '{{ action }}' then 1 else 0 end) as {{ column }}
+        cast(sum(case when action = '{{ action }}' then 1 else 0 end) as {{ dbt.type_bigint() }})
+            as {{ column }}
         {{- "," if not loop.last }}
         {%- endfor %}
 
@@ -75,7 +76,8 @@ sensitive as (
             ('user_suspended', 'users_suspended'),
             ('vault_export', 'vault_exports'),
         ] %}
-        sum(case when sensitive_action = '{{ kind }}' then 1 else 0 end) as {{ column }}
+        cast(sum(case when sensitive_action = '{{ kind }}' then 1 else 0 end)
+            as {{ dbt.type_bigint() }}) as {{ column }}
         {{- "," if not loop.last }}
         {%- endfor %}
 

@@ -22,7 +22,7 @@ renamed as (
         cast(last_users as {{ dbt.type_bigint() }}) as unique_users_prev_30d,
 
         ---------- timestamps
-        observed_at,
+        {{ utc_timestamp('observed_at') }} as observed_at,
 
         ---------- lineage
         cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id,

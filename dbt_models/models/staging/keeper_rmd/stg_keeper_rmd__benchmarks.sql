@@ -22,8 +22,8 @@ renamed as (
         cast(auto_resolve as {{ dbt.type_boolean() }}) as is_auto_resolve,
 
         ---------- timestamps
-        last_updated as last_updated_at,
-        observed_at,
+        {{ utc_timestamp('last_updated') }} as last_updated_at,
+        {{ utc_timestamp('observed_at') }} as observed_at,
 
         ---------- lineage
         cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id,

@@ -19,7 +19,7 @@ renamed as (
         cast(users_has_records as {{ dbt.type_bigint() }}) as users_has_records,
 
         ---------- timestamps
-        observed_at,
+        {{ utc_timestamp('observed_at') }} as observed_at,
 
         ---------- lineage
         cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id,

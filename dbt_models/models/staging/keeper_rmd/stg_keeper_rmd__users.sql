@@ -19,8 +19,8 @@ renamed as (
         cast(has_records as {{ dbt.type_boolean() }}) as has_records,
 
         ---------- timestamps
-        last_logged_in,
-        observed_at,
+        {{ utc_timestamp('last_logged_in') }} as last_logged_in,
+        {{ utc_timestamp('observed_at') }} as observed_at,
 
         ---------- lineage
         cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id,

@@ -31,7 +31,7 @@ renamed as (
         cast(actor_name as {{ dbt.type_string() }}) as actor_name,
         cast(actor_email as {{ dbt.type_string() }}) as actor_email,
         cast(session_uuid as {{ dbt.type_string() }}) as session_uuid,
-        session_login_time,
+        {{ utc_timestamp('session_login_time') }} as session_login_time,
         cast(session_device_uuid as {{ dbt.type_string() }}) as session_device_uuid,
         cast(session_ip as {{ dbt.type_string() }}) as session_ip,
 

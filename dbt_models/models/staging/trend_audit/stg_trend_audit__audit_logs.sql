@@ -33,9 +33,9 @@ renamed as (
         cast(raw as {{ dbt.type_string() }}) as raw_json,
 
         ---------- dates and timestamps
-        {{ adapter.quote('time') }} as event_at,
+        {{ utc_timestamp(adapter.quote('time')) }} as event_at,
         cast(event_date as date) as event_date,
-        observed_at,
+        {{ utc_timestamp('observed_at') }} as observed_at,
 
         ---------- lineage
         cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id

@@ -1,0 +1,20 @@
+with
+
+source as (
+
+    {{ source_or_empty('config', 'tenants') }}
+
+),
+
+renamed as (
+
+    select
+        cast(organisation as {{ dbt.type_string() }}) as organisation,
+        cast(source as {{ dbt.type_string() }}) as source,
+        cast(tenant as {{ dbt.type_string() }}) as tenant
+
+    from source
+
+)
+
+select * from renamed
