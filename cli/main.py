@@ -18,13 +18,23 @@ BENCHMARK_STATUSES = ("RESOLVED", "UNRESOLVED", "IGNORED")  # what set_security_
 MAX_KPI_DAYS = 36_525  # a century: more than any warehouse holds, well within DuckDB's dates
 
 
-def _load(args: argparse.Namespace) -> None:
+def _load(args: argparse.Namespace) -> int:
+    from cli.errors import describe
     from cli.steps import load_source
     from pipelines.registry import enabled_sources
 
-    names = [s.name for s in enabled_sources()] if args.source == "all" else [args.source]
-    for name in names:
-        load_source(name, current_location())
+    if args.source != "all":
+        load_source(args.source, current_location())
+        return 0
+    failures = []  # (source, message, exit code): one source failing does not stop the others
+    for spec in enabled_sources():
+        try:
+            load_source(spec.name, current_location())
+        except Exception as exc:
+            failures.append((spec.name, *describe(exc)))
+    for name, message, _ in failures:
+        print(f"posture load {name}: error: {message}", file=sys.stderr)
+    return max((code for *_, code in failures), default=0)
 
 
 def _transform(args: argparse.Namespace) -> None:
@@ -106,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, handler: Callable[[argparse.Namespace], None], help: str) -> Any:
+    def command(name: str, handler: Callable[[argparse.Namespace], int | None], help: str) -> Any:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=handler)
         return sub
@@ -167,7 +177,7 @@ def _execute(args: argparse.Namespace) -> int:
     if args.data_dir:
         os.environ[DATA_DIR_ENV] = args.data_dir
     try:
-        args.handler(args)
+        code = args.handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -177,7 +187,7 @@ def _execute(args: argparse.Namespace) -> int:
         message, code = describe(exc)
         print(f"posture {args.command}: error: {message}", file=sys.stderr)
         return code
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

@@ -123,3 +123,22 @@ def test_a_failing_dbt_build_is_one_line(monkeypatch, location, capsys):
     assert main(["transform"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dbt build failed" in err[0]
+
+
+def test_load_all_loads_every_source_then_names_each_failure(
+    monkeypatch, keeper, trend_env, onepassword_env, location, capsys
+):
+    monkeypatch.setenv("POSTURE_DATA_DIR", str(location.data_dir))
+    monkeypatch.setenv("SOURCES__KEEPER_RMD__BASE_URL", keeper.url)
+    monkeypatch.setenv("SOURCES__KEEPER_RMD__API_TOKEN", "not-the-token")  # Keeper refuses it
+    monkeypatch.delenv("SOURCES__ONEPASSWORD_EVENTS__TOKEN")  # and 1Password is not set up
+    code = main(["load", "all"])
+    out, err = capsys.readouterr()
+    assert code == 2  # the worst of the two: a missing setting
+    lines = err.strip().splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith("posture load keeper: error: ") and "401" in lines[0]
+    assert lines[1].startswith("posture load onepassword: error: missing configuration")
+    assert "SOURCES__ONEPASSWORD_EVENTS__TOKEN" in lines[1]
+    assert "loaded trend" in out  # the source between the two failures still loaded
+    assert query(location, "select count(*) > 0 from trend_audit.audit_logs") == [(True,)]
