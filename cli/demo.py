@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,9 @@ def running_simulators(users: int, seed: int, port: int = 0) -> Iterator[list[tu
 
 def run_demo(days: int, users: int, seed: int) -> None:
     """Simulate `days` days through load, dbt and publish; print the last week's KPIs."""
+    from cli.evidence import write_evidence
+    from cli.report import write_report
+    from cli.scope import Period
     from cli.steps import load_source, print_kpis, publish_step, transform
 
     data_dir = Path(os.environ.get(DATA_DIR_ENV) or DEMO_DATA_DIR)
@@ -112,6 +116,7 @@ def run_demo(days: int, users: int, seed: int) -> None:
     with running_simulators(users, seed) as running:
         for _vendor, _server, env in running:
             os.environ.update(env)
+        first_day = running[0][1].simulator.now.date()
         for day in range(1, days + 1):
             if day > 1:
                 for _vendor, server, _env in running:
@@ -131,6 +136,10 @@ def run_demo(days: int, users: int, seed: int) -> None:
     publish_step(location)
     print(f"\nDaily posture, last 7 of {days} simulated days:")
     print_kpis(location, days=7)
+    report = write_report(location, location.data_dir / "report.html")
+    period = Period(first_day, first_day + timedelta(days=days - 1))
+    evidence = write_evidence(location, location.data_dir / "evidence", period)
+    print(f"\nreport: {report}\nevidence pack: {evidence}")
     command = os.path.relpath(sys.argv[0]) if sys.argv[0].endswith("posture") else "posture"
     print(
         f"\ndemo finished in {time.perf_counter() - started:.0f} s. Explore it:\n"

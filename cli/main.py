@@ -9,6 +9,8 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from pipelines.registry import SOURCES
@@ -61,6 +63,33 @@ def _sql(args: argparse.Namespace) -> None:
     print_sql(current_location(), args.query)
 
 
+def _report(args: argparse.Namespace) -> None:
+    from cli.report import write_report
+
+    location = current_location()
+    out = args.out or location.data_dir / "report.html"
+    print(write_report(location, out, args.org, args.start, args.end))
+
+
+def _evidence(args: argparse.Namespace) -> None:
+    from cli.evidence import write_evidence
+    from cli.scope import Period
+
+    if args.start is None or args.end is None:
+        raise ValueError("--from and --to are required: the observation period, e.g. a quarter")
+    period = Period(args.start, args.end)
+    location = current_location()
+    out = args.out or location.data_dir / "evidence" / f"{period.start}_{period.end}"
+    print(write_evidence(location, out, period, args.org))
+
+
+def _evidence_verify(args: argparse.Namespace) -> None:
+    from cli.evidence import verify_evidence
+
+    checked = verify_evidence(args.folder)
+    print(f"{args.folder}: all {checked} files match the manifest")
+
+
 def _demo(args: argparse.Namespace) -> None:
     from cli.demo import run_demo
 
@@ -94,6 +123,13 @@ def _kpi_days(value: str) -> int:
     if number > MAX_KPI_DAYS:
         raise argparse.ArgumentTypeError(f"{value} is more than {MAX_KPI_DAYS} days (a century)")
     return number
+
+
+def _date(value: str) -> date:
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-01-31") from None
 
 
 def _benchmark_id(value: str) -> str:
@@ -141,6 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     sql = command("sql", _sql, "run a read-only SQL query on the published warehouse")
     sql.add_argument("query")
+
+    report = command("report", _report, "write the posture trends as one self-contained HTML page")
+    report.add_argument("--org", help="only this organisation (default: every one)")
+    report.add_argument("--from", dest="start", type=_date, help="first day (YYYY-MM-DD)")
+    report.add_argument("--to", dest="end", type=_date, help="last day (default: last loaded)")
+    report.add_argument("--out", type=Path, help="HTML file (default: DATA_DIR/report.html)")
+
+    evidence = command("evidence", _evidence, "write an auditor's evidence pack for a period")
+    evidence.add_argument("--org", help="only this organisation (default: every one)")
+    evidence.add_argument("--from", dest="start", type=_date, help="first day (YYYY-MM-DD)")
+    evidence.add_argument("--to", dest="end", type=_date, help="last day (YYYY-MM-DD)")
+    evidence.add_argument("--out", type=Path, help="folder (default: DATA_DIR/evidence/FROM_TO)")
+    checks = evidence.add_subparsers(dest="action", metavar="ACTION")
+    verify = checks.add_parser("verify", help="re-hash a pack's files against its manifest")
+    verify.set_defaults(handler=_evidence_verify)
+    verify.add_argument("folder", type=Path, metavar="DIR")
 
     simulate = command("simulate", _simulate, "serve the vendor simulators on loopback")
     simulate.add_argument("--port", type=int, default=8700, help="first port (default 8700)")
