@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -30,6 +31,25 @@ QUIET_ENV = {
 # The local Dagster instance: no telemetry, and one step at a time in the warehouse's writer pool
 # across runs (see `assets/schedules.py`).
 DAGSTER_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
+
+
+# Debian packages the tests need, each with the program that shows it is installed.
+SYSTEM_PACKAGES = {"chromium": "chromium"}
+
+
+def ensure_system_packages() -> None:
+    """Install with apt-get (as root) the Debian packages the tests need whose program is absent."""
+    missing = [name for name, program in SYSTEM_PACKAGES.items() if not shutil.which(program)]
+    if not missing or os.geteuid() != 0 or not shutil.which("apt-get"):
+        return
+    print(f"installing {', '.join(missing)} (apt-get) ...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (
+        ["apt-get", "update", "-q"],
+        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+    ):
+        if subprocess.call(command, env=env):
+            sys.exit(f"{' '.join(command[:2])} failed: install {', '.join(missing)} by hand")
 
 
 def _requirements_hash() -> str:
@@ -78,6 +98,7 @@ def main(argv: list[str]) -> None:
         _run([str(BIN / "ruff"), "check", "."])
         _run([str(BIN / "ruff"), "format", "--check", "."])
     elif verb == "test":
+        ensure_system_packages()
         _run([str(BIN / "ruff"), "check", "."])
         _run([str(BIN / "python"), "-m", "pytest", *rest])
     elif verb == "ui":

@@ -40,7 +40,7 @@ class Chart:
 
 def _posture(columns: str, source: str) -> str:
     return f"""
-        select posture.metric_date, posture.tenant, {columns}
+        select posture.metric_date, posture.tenant, {columns}, posture.is_partial_day
         from marts.fct_daily_posture as posture
         join ({ORGANISATION_TENANTS}) as tenants
             on tenants.source = posture.source and tenants.tenant = posture.tenant
@@ -231,6 +231,8 @@ def _figure_html(chart: Chart, columns: list[str], rows: list[tuple], div_id: st
     import plotly.graph_objects as go
 
     x_index, series_index = 0, columns.index(chart.series)
+    # A day still in progress (its counts still growing) is drawn open or pale, not as a drop.
+    partial_index = columns.index("is_partial_day") if "is_partial_day" in columns else None
     figure = go.Figure()
     for value_column in chart.values:
         value_index = columns.index(value_column)
@@ -239,10 +241,15 @@ def _figure_html(chart: Chart, columns: list[str], rows: list[tuple], div_id: st
             label = f"{name} · {value_column}" if len(chart.values) > 1 else str(name)
             xs = [row[x_index] for row in mine]
             ys = [row[value_index] for row in mine]
+            partial = [partial_index is not None and row[partial_index] for row in mine]
             if chart.kind == "bar":
-                figure.add_trace(go.Bar(x=xs, y=ys, name=label))
+                opacity = [0.35 if p else 1.0 for p in partial]
+                figure.add_trace(go.Bar(x=xs, y=ys, name=label, marker_opacity=opacity))
             else:
-                figure.add_trace(go.Scatter(x=xs, y=ys, name=label, mode="lines+markers"))
+                symbols = ["circle-open" if p else "circle" for p in partial]
+                figure.add_trace(
+                    go.Scatter(x=xs, y=ys, name=label, mode="lines+markers", marker_symbol=symbols)
+                )
     figure.update_layout(
         template="plotly_white",
         margin={"l": 50, "r": 20, "t": 20, "b": 40},
@@ -285,7 +292,8 @@ def _page(
 </head>
 <body>
 <h1>{html.escape(title)}</h1>
-<p>Organisations: {html.escape(", ".join(names) or "none")}. Generated {generated}.</p>
+<p>Organisations: {html.escape(", ".join(names) or "none")}. Generated {generated}.
+Open markers and pale bars are days still in progress (is_partial_day): their counts still grow.</p>
 <h2>When each source was last loaded</h2>
 {_table_html(*freshness)}
 {"".join(sections)}

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-# Which organisation each tenant belongs to (one organisation until organisations are configured).
+# Which organisation each vendor tenant belongs to (every tenant is in 'default' unless the
+# organisations file says otherwise).
 ORGANISATION_TENANTS = """
-    select distinct 'default' as organisation, source, tenant from marts.fct_daily_posture
+    select distinct organisation, source, tenant from marts.fct_daily_posture
 """
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -91,6 +94,29 @@ def trend_env(monkeypatch: pytest.MonkeyPatch, trend_key: str) -> Iterator[Simul
         monkeypatch.setenv("SOURCES__TREND_AUDIT__BASE_URL", server.url)
         monkeypatch.setenv("SOURCES__TREND_AUDIT__API_KEY", trend_key)
         yield server
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    """A finished `posture demo`: its warehouse and what it printed."""
+
+    location: WarehouseLocation
+    stdout: str
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """`posture demo` run once for the session (4 days, 80 Keeper users), as a user runs it."""
+    data_dir = tmp_path_factory.mktemp("demo") / "warehouse"
+    out = subprocess.run(
+        [sys.executable, "-m", "cli.main", "demo", "--days", "4", "--users", "80"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "POSTURE_DATA_DIR": str(data_dir)},
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return DemoRun(WarehouseLocation(data_dir), out.stdout)
 
 
 def files_containing(root: Path, needle: str) -> list[Path]:

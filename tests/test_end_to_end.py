@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import duckdb
 
 from cli.main import main
@@ -76,22 +72,13 @@ def test_history_becomes_kpis_with_a_resolved_benchmark(keeper_env: SimulatorSer
     assert "risk_score" in raw_columns  # the unknown field became a column; models still built
 
 
-def test_demo_runs_and_prints_moving_kpis(tmp_path):
-    env = {**os.environ, "POSTURE_DATA_DIR": str(tmp_path / "demo")}
-    out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "demo", "--days", "4", "--users", "80"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "day   4/4" in out.stdout
+def test_demo_runs_and_prints_moving_kpis(demo_run):
     sections = {}  # title -> the data rows printed under it
-    for block in out.stdout.split("\n\n"):
+    for block in demo_run.stdout.split("\n\n"):
         title, *lines = block.strip().splitlines() or [""]
         sections[title] = [line for line in lines if line[:4].isdigit()]
+    assert "day   4/4" in demo_run.stdout
     assert len(sections["Keeper RMD"]) == 4  # one snapshot a day
     assert len({tuple(line.split()[2:]) for line in sections["Keeper RMD"]}) > 1  # KPIs move
     assert sections["Trend Micro Cloud One"] and sections["1Password"]
-    assert (tmp_path / "demo" / "published" / "posture.duckdb").exists()
+    assert demo_run.location.published_db.exists()
