@@ -13,6 +13,10 @@ order and a cursor is a position in that order: a client that keeps its cursor g
 event, one that polls by timestamp misses some. A reset selects by timestamp among the events
 visible at that moment. Events older than `retention` (120 days) are dropped.
 
+Besides the shared fault switches, `OnePasswordFaults` adds two of a misbehaving vendor's: a
+stale cache that serves the previous page's items again under a new cursor, and an endless run of
+empty pages that each say `has_more` with a new cursor.
+
 Events are generated per hour of simulated time from a generator seeded by (seed, feature, hour),
 so the same seed gives the same events however the clock is advanced. Rate limits are kept per
 token over sliding windows of real time (600 a minute and 30,000 an hour by default); a request
@@ -30,11 +34,13 @@ import random
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from simulators.server import (
     DEFAULT_START,
+    Faults,
     Request,
     Response,
     VendorSimulator,
@@ -140,6 +146,15 @@ _DAILY_PROFILE = tuple(0.3 if h < 7 or h > 19 else 1.65 for h in range(24))  # m
 def op_uuid(rng: random.Random) -> str:
     """A 26-character base32 id, the shape 1Password gives its uuids."""
     return base64.b32encode(rng.randbytes(16)).decode()[:26]
+
+
+@dataclass
+class OnePasswordFaults(Faults):
+    """The shared switches, and two that apply to continuing (cursor) requests whose path
+    contains `path_contains`."""
+
+    repeat_page_next: int = 0  # the next N pages repeat the previous page's items, cursor moved on
+    empty_pages_next: int = 0  # the next N pages are empty, with has_more and a new cursor
 
 
 def _cumulative(weights: Sequence[float]) -> list[float]:
@@ -264,6 +279,9 @@ class OnePasswordEventsSimulator(VendorSimulator):
         rate_limits: (requests, window seconds) per token; an empty sequence lifts the limit.
         """
         super().__init__(seed=seed, start=start)
+        self.faults = OnePasswordFaults()
+        self._last_items: dict[str, list[dict[str, Any]]] = {}  # per feature, for a stale cache
+        self._empty_pages = 0  # empty pages served by the fault, to make each cursor new
         self.account_uuid = account_uuid
         self.seed = seed
         self.tokens = {
@@ -581,7 +599,20 @@ class OnePasswordEventsSimulator(VendorSimulator):
             position = self._position(feature, body)
         except ValueError as exc:
             return _error(400, f"Bad Request: {exc}")
-        return Response(200, self._page(feature, *position))
+        faults = self.faults
+        if "cursor" in body and faults.path_contains in request.path:
+            if faults.empty_pages_next > 0:
+                faults.empty_pages_next -= 1
+                self._empty_pages += 1
+                cursor = self._encode_cursor(feature, *position, serial=self._empty_pages)
+                return Response(200, {"cursor": cursor, "has_more": True, "items": []})
+            if faults.repeat_page_next > 0 and feature in self._last_items:
+                faults.repeat_page_next -= 1
+                page = self._page(feature, *position)
+                return Response(200, {**page, "items": self._last_items[feature]})
+        page = self._page(feature, *position)
+        self._last_items[feature] = page["items"]
+        return Response(200, page)
 
     def _position(self, feature: str, body: dict[str, Any]) -> tuple[int, int, int | None, int]:
         """(after key, start µs, end µs or None, limit) from a reset or a continuing body."""
@@ -604,14 +635,19 @@ class OnePasswordEventsSimulator(VendorSimulator):
             raise ValueError("end_time must be after start_time")
         return ((start_us << _SEQ_BITS) - 1, start_us, end_us, limit)
 
-    def _encode_cursor(self, feature: str, after: int, start: int, end: int | None, limit: int):
-        raw = json.dumps([feature, after, start, end, limit], separators=(",", ":")).encode()
+    def _encode_cursor(
+        self, feature: str, after: int, start: int, end: int | None, limit: int, serial: int = 0
+    ) -> str:
+        """A cursor for the position after `after`; `serial` tells apart cursors that name the
+        same position."""
+        fields = [feature, after, start, end, limit] + ([serial] if serial else [])
+        raw = json.dumps(fields, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     def _decode_cursor(self, feature: str, cursor: Any) -> tuple[int, int, int | None, int]:
         try:
             padded = str(cursor) + "=" * (-len(str(cursor)) % 4)
-            kind, after, start, end, limit = json.loads(base64.urlsafe_b64decode(padded))
+            kind, after, start, end, limit, *_ = json.loads(base64.urlsafe_b64decode(padded))
             if kind != feature:
                 raise ValueError
             return int(after), int(start), None if end is None else int(end), int(limit)

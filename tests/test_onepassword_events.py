@@ -17,10 +17,15 @@ from pathlib import Path
 import pytest
 
 from cli.steps import transform
-from pipelines.onepassword_events.helpers import SlidingWindowLimiter
+from pipelines.onepassword_events.client import SlidingWindowLimiter
 from pipelines.onepassword_events.settings import FIELDS
 from pipelines.registry import load
-from pipelines.vendor_http import MalformedResponseError, VendorHTTPError, find_vendor_error
+from pipelines.vendor_http import (
+    MalformedResponseError,
+    VendorError,
+    VendorHTTPError,
+    find_vendor_error,
+)
 from simulators.onepassword_events import EXTRA_FIELD, FEATURES, OnePasswordEventsSimulator
 from simulators.server import SimulatorServer
 from tests.conftest import files_containing, query
@@ -475,3 +480,68 @@ def test_dbt_builds_the_models_even_without_item_usages(
         " from marts.fct_onepassword_daily_kpis",
     )
     assert kpis[0] > 0 and kpis[1] == 0 and kpis[2] > 0
+
+
+def test_a_page_repeating_events_already_read_is_asked_for_again(server, location, caplog):
+    # A stale cache in front of the vendor serves the previous page's items under the next
+    # page's cursor: taking it would skip the page that cursor stands for.
+    sim = server.simulator
+    sim.faults.update(repeat_page_next=1, path_contains="/api/v2/signinattempts")
+    with caplog.at_level(logging.WARNING):
+        load("onepassword", location)
+    assert sim.faults.repeat_page_next == 0
+    assert_exactly_the_visible_events(location, sim)
+    assert "/api/v2/signinattempts" in caplog.text and "already read" in caplog.text
+
+
+def test_a_vendor_that_keeps_repeating_a_page_fails_naming_the_endpoint(server, location):
+    sim = server.simulator
+    sim.faults.update(repeat_page_next=1000, path_contains="/api/v2/itemusages")
+
+    with pytest.raises(Exception) as failed:
+        load("onepassword", location)
+
+    error = find_vendor_error(failed.value)
+    assert isinstance(error, VendorError), failed.value
+    assert "1Password" in str(error) and "/api/v2/itemusages" in str(error)
+    assert "already read" in str(error) and "\n" not in str(error)
+    assert sim.faults.repeat_page_next > 990  # a few retries, not a loop
+    sim.faults.update(repeat_page_next=0)
+    load("onepassword", location)
+    assert_exactly_the_visible_events(location, sim)
+
+
+def test_an_endless_run_of_empty_pages_fails_naming_the_endpoint(server, location):
+    sim = server.simulator
+    sim.rate_limits = ()
+    sim.faults.update(empty_pages_next=3000, path_contains="/api/v2/auditevents")
+
+    with pytest.raises(Exception) as failed:
+        load("onepassword", location, rate_limits=[(100_000, 1.0)])
+
+    error = find_vendor_error(failed.value)
+    assert isinstance(error, VendorError), failed.value
+    assert "1Password" in str(error) and "/api/v2/auditevents" in str(error)
+    assert "empty pages" in str(error) and "\n" not in str(error)
+    assert sim.faults.empty_pages_next > 2000  # bounded well before the vendor's run ends
+
+
+def test_a_number_too_big_for_bigint_is_kept_in_raw(server, location):
+    sim = server.simulator
+    huge = 10**30
+    odd = sim.add_event("auditevents", aux_id=huge)
+    load("onepassword", location)
+    ((aux_id, raw),) = query(
+        location, f"select aux_id, raw from onepassword_events.audit_events where uuid = '{odd}'"
+    )
+    assert aux_id is None and f'"aux_id":{huge}' in raw
+    assert_exactly_the_visible_events(location, sim)
+
+
+def test_the_token_is_checked_once_for_the_three_event_types(server, location, token):
+    sim = server.simulator
+    sim.revoke(token)
+    with pytest.raises(Exception) as failed:
+        load("onepassword", location)
+    assert isinstance(find_vendor_error(failed.value), VendorHTTPError)
+    assert sim.requests_served == 1

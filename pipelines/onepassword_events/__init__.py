@@ -9,10 +9,14 @@ continues from where this one ended and gets the events that became visible late
 store is eventually consistent: polling by timestamp would miss them). A stored cursor the vendor
 refuses (HTTP 400) starts that type again from `start_time`. The state is committed only with a
 successful load; a run that dies restarts from the last good cursor. The merge on `uuid` removes
-any overlap. Pages become Arrow tables (typed, flattened columns plus `raw`), handed to dlt in
+any overlap. Pages become Arrow tables (typed, flattened columns plus `raw`), passed to dlt in
 batches, so dlt loads them without per-row normalisation; the three event types are fetched side
 by side under one shared rate limiter. A run loads about `max_events` (the types together) and
 marks a backlog in its state; `posture load` runs again until none is left.
+
+The stages, one file each: `client` (HTTP, rate limits, the token check), `paginator` (the
+cursor walk and its guards), `arrow_tables` (a page of items as a typed table), `settings`
+(endpoints, limits, columns).
 """
 
 from __future__ import annotations
@@ -31,18 +35,9 @@ from dlt.sources import DltResource
 from pipelines.pipeline import BACKLOG
 from pipelines.vendor_http import VendorHTTPError, parse_utc, server_time
 
-from .helpers import (
-    EventBudget,
-    Introspection,
-    combine,
-    empty_events_table,
-    event_pages,
-    events_to_arrow,
-    introspect,
-    onepassword_client,
-    page_items,
-    rfc3339,
-)
+from .arrow_tables import combine, empty_events_table, events_to_arrow
+from .client import TokenCheck, onepassword_client
+from .paginator import event_pages, page_items, reset_body
 from .settings import (
     BATCH_ROWS,
     DEFAULT_PAGE_LIMIT,
@@ -91,17 +86,8 @@ def onepassword_events(
         raise ValueError(f"{VENDOR}: max_events must be at least 1, not {max_events}")
     start = _parse_start(start_time)
     client = onepassword_client(base_url, token, rate_limits or RATE_LIMITS)
-    token_info: list[Introspection] = []  # introspected once, by the first resource that runs
+    token_check = TokenCheck(client)  # asked by the first resource that runs
     budget = EventBudget(max_events)  # shared by the types fetched side by side
-    introspecting = threading.Lock()
-
-    def introspection() -> Introspection:
-        with introspecting:
-            if not token_info:
-                token_info.append(introspect(client))
-                features = ", ".join(sorted(token_info[0].features))
-                logger.info("%s: the token reads %s", VENDOR, features)
-            return token_info[0]
 
     def events_resource(table: str) -> DltResource:
         feature, endpoint = TABLES[table]
@@ -114,7 +100,7 @@ def onepassword_events(
             parallelized=True,
         )
         def events() -> Iterator[pa.Table | list[pa.Table]]:
-            info = introspection()
+            info = token_check.result()
             if feature not in info.features:
                 logger.warning(
                     "%s: the token has no %r feature; skipping %s (issue a token with it to "
@@ -128,11 +114,11 @@ def onepassword_events(
             name = tenant or info.account_uuid or urlsplit(base_url).hostname or "1password"
             state = dlt.current.resource_state()
             cursors = state.setdefault("cursors", {})
-            since = start or info.server_now - RETENTION
-            reset = {"limit": page_limit, "start_time": rfc3339(since)}
+            reset = reset_body(page_limit, start or info.server_now - RETENTION)
             stored = cursors.get(name)
+            seen: set[str] = set()  # the merge trusts each load to hold an event once
             paginator, pages = event_pages(
-                client, endpoint, {"cursor": stored} if stored else reset
+                client, endpoint, {"cursor": stored} if stored else reset, seen
             )
             try:
                 head = next(pages)
@@ -146,11 +132,10 @@ def onepassword_events(
                     endpoint,
                     reset["start_time"],
                 )
-                paginator, pages = event_pages(client, endpoint, reset)
+                paginator, pages = event_pages(client, endpoint, reset, seen)
                 head = next(pages)
-            seen: set[str] = set()  # the merge trusts each load to hold an event once
-            pending: list[pa.Table] = []  # pages not handed to dlt yet
-            handed = 0  # by this type
+            pending: list[pa.Table] = []  # pages not passed to dlt yet
+            loaded = 0  # events of this type passed to dlt
             state.pop(BACKLOG, None)
             for page in itertools.chain([head], pages):
                 items = page_items(page.response.json())
@@ -167,22 +152,41 @@ def onepassword_events(
                         pending.append(page_events)
                 rows = sum(t.num_rows for t in pending)
                 full = budget.reached(rows)
-                # dlt's cost per yielded table is fixed and high: hand pages over in batches
+                # dlt's cost per yielded table is fixed and high: pass pages over in batches
                 if pending and (rows >= BATCH_ROWS or full or not paginator.has_next_page):
                     yield combine(pending)
                     budget.spend(rows)
-                    handed += rows
+                    loaded += rows
                     pending = []
                 if not pending:
-                    cursors[name] = paginator.cursor  # all handed over: continue after it
+                    cursors[name] = paginator.cursor  # all passed over: continue after it
                     if full and paginator.has_next_page:
                         state[BACKLOG] = True
-                        logger.info("%s %s: %d events loaded, more to come", VENDOR, table, handed)
+                        logger.info("%s %s: %d events loaded, more to come", VENDOR, table, loaded)
                         break
 
         return events
 
     return [events_resource(table) for table in TABLES]
+
+
+class EventBudget:
+    """The events one run passes to dlt, counted across the resources that fetch side by side:
+    `reached` says whether `pending` more would meet the run's limit. Thread-safe."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+        self._lock = threading.Lock()
+
+    def spend(self, rows: int) -> None:
+        """Count `rows` passed over."""
+        with self._lock:
+            self.spent += rows
+
+    def reached(self, pending: int = 0) -> bool:
+        """Whether the rows passed over, and `pending` more, meet the limit."""
+        return self.spent + pending >= self.limit
 
 
 def _parse_start(value: str | datetime | None) -> datetime | None:

@@ -23,13 +23,17 @@ TABLES = {
 RETENTION = timedelta(days=120)  # the vendor keeps events this long: the default first start
 DEFAULT_PAGE_LIMIT = 1000
 MAX_PAGE_LIMIT = 1000
-BATCH_ROWS = 10_000  # pages are handed to dlt as Arrow tables of about this many rows
+BATCH_ROWS = 10_000  # pages are passed to dlt as Arrow tables of about this many rows
 # Events one run loads at most, the three types together: a backfill takes several runs, each
 # committed on its own. Peak memory grows with it (the run's uuids are held to load each event
-# once: about 110 bytes each), and so does speed: the types are fetched side by side, and a later
-# part has only the types with a backlog left (measured at 206,000 events: 18.8 s in three parts
-# of 50,000 a type, 14.4 s in one).
+# once), and so does speed (each run pays dlt's fixed costs once).
 MAX_EVENTS_PER_LOAD = 250_000
+# Empty pages in a row, each saying has_more with a new cursor, after which a walk is taken to
+# be endless and the run fails (a real walk reaches its events, or its end, long before).
+MAX_EMPTY_PAGES = 100
+# Seconds waited before asking again for a page made only of events the run has already read
+# (a stale cache in front of the vendor); once they are used up the run fails.
+REPEATED_PAGE_WAITS = (0.5, 1.0, 2.0)
 # (requests, window seconds): 1Password's published limits, kept by one limiter per token for
 # every run in the process.
 RATE_LIMITS: tuple[tuple[int, float], ...] = ((600, 60.0), (30_000, 3_600.0))

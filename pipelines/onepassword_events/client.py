@@ -1,0 +1,172 @@
+"""1Password Events API client: dlt's REST client held under 1Password's rate limits, and the
+token check (`introspect`) that says which event types the token may read."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
+from requests import PreparedRequest, Response
+from requests.adapters import HTTPAdapter
+
+from pipelines.vendor_http import VendorClient, require, server_time
+
+from .settings import INTROSPECT, SECRET_HINT, VENDOR
+
+logger = logging.getLogger(__name__)
+
+
+class SlidingWindowLimiter:
+    """At most `limit` requests in any `window` seconds, for each (limit, window): `acquire`
+    blocks until one more request fits, `done` marks when its answer came back. Windows are
+    measured from answers, not sends: the vendor saw a request no later than its answer, so a
+    slow request never lets the next ones crowd into the vendor's window. Thread-safe."""
+
+    MARGIN = 0.05  # seconds added to each wait, for clock granularity
+
+    def __init__(
+        self,
+        limits: Sequence[Sequence[float]],
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.limits = [(int(limit), float(window)) for limit, window in limits]
+        if any(limit < 1 or window <= 0 for limit, window in self.limits):
+            raise ValueError(f"{VENDOR}: rate limits must be positive (requests, seconds) pairs")
+        self._clock = clock
+        self._sleep = sleep
+        # One slot per request, oldest first: [time its answer came back], or [None] in flight.
+        self._sent: deque[list[float | None]] = deque(
+            maxlen=max((lim for lim, _ in self.limits), default=1)
+        )
+        self._lock = threading.Lock()
+
+    def acquire(self) -> list[float | None]:
+        """Wait until a request fits every window; returns its slot, for `done`."""
+        with self._lock:
+            while True:
+                now = self._clock()
+                wait = 0.0
+                for limit, window in self.limits:
+                    if len(self._sent) >= limit:
+                        (answered,) = self._sent[-limit]
+                        if answered is None:  # still in flight: look again shortly
+                            wait = max(wait, self.MARGIN)
+                        else:
+                            wait = max(wait, answered + window + self.MARGIN - now)
+                if wait <= 0:
+                    break
+                if wait >= 1:
+                    logger.info("%s: waiting %.1f s to stay within the rate limits", VENDOR, wait)
+                self._sleep(wait)
+            slot: list[float | None] = [None]
+            self._sent.append(slot)
+            return slot
+
+    def done(self, slot: list[float | None]) -> None:
+        """Mark the request of `slot` answered (or failed) now."""
+        slot[0] = self._clock()
+
+
+class RateLimitedAdapter(HTTPAdapter):
+    """A transport adapter that passes every request, retries included, through a limiter."""
+
+    def __init__(self, limiter: SlidingWindowLimiter) -> None:
+        super().__init__()
+        self.limiter = limiter
+
+    def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
+        """Send `request` once the limiter lets it go."""
+        slot = self.limiter.acquire()
+        try:
+            return super().send(request, *args, **kwargs)
+        finally:
+            self.limiter.done(slot)
+
+
+_LIMITERS: dict[tuple[str, str, tuple[tuple[float, ...], ...]], SlidingWindowLimiter] = {}
+_LIMITERS_LOCK = threading.Lock()
+
+
+def shared_limiter(
+    base_url: str, token: str, rate_limits: Sequence[Sequence[float]]
+) -> SlidingWindowLimiter:
+    """The process's limiter for one token at one host: every run of the source in this process
+    (the parts of a backfill, each scheduled load) counts against the same windows, as the
+    vendor does."""
+    digest = hashlib.sha256(token.encode()).hexdigest()  # the token itself is not kept here
+    key = (base_url.rstrip("/"), digest, tuple(tuple(window) for window in rate_limits))
+    with _LIMITERS_LOCK:
+        if key not in _LIMITERS:
+            _LIMITERS[key] = SlidingWindowLimiter(rate_limits)
+        return _LIMITERS[key]
+
+
+def onepassword_client(
+    base_url: str, token: str, rate_limits: Sequence[Sequence[float]]
+) -> VendorClient:
+    """A client sending `Authorization: Bearer <token>`, held under `rate_limits` (shared with
+    every other client of this token in the process)."""
+    if not token:
+        raise ValueError(f"{VENDOR}: no bearer token configured; set {SECRET_HINT}")
+    client = VendorClient(base_url, BearerTokenAuth(token), VENDOR, SECRET_HINT)
+    adapter = RateLimitedAdapter(shared_limiter(base_url, token, rate_limits))
+    client.session.mount("https://", adapter)
+    client.session.mount("http://", adapter)
+    return client
+
+
+@dataclass(frozen=True)
+class Introspection:
+    """What `GET /api/v2/auth/introspect` says about the token."""
+
+    features: frozenset[str]
+    account_uuid: str | None
+    server_now: datetime  # the vendor's clock (`Date` header)
+
+
+def introspect(client: VendorClient) -> Introspection:
+    """Ask which features (event types) the token may read, and for which account."""
+    response = client.get(INTROSPECT)
+    body = response.json()
+    features = require(body, "features", list, VENDOR, INTROSPECT)
+    account = body.get("account_uuid")
+    return Introspection(
+        features=frozenset(str(feature).lower() for feature in features),
+        account_uuid=account if isinstance(account, str) and account else None,
+        server_now=server_time(response),
+    )
+
+
+class TokenCheck:
+    """The token's introspection, asked once for a run of the source however many event types
+    run side by side: the first caller asks, the others wait for its answer, or its error."""
+
+    def __init__(self, client: VendorClient) -> None:
+        self._client = client
+        self._lock = threading.Lock()
+        self._answer: Introspection | None = None
+        self._error: BaseException | None = None
+
+    def result(self) -> Introspection:
+        """What the token may read (raises the check's error, for every caller)."""
+        with self._lock:
+            if self._answer is None and self._error is None:
+                try:
+                    self._answer = introspect(self._client)
+                except Exception as exc:
+                    self._error = exc
+                    raise
+                features = ", ".join(sorted(self._answer.features))
+                logger.info("%s: the token reads %s", VENDOR, features)
+            if self._error is not None:
+                raise self._error
+            return self._answer
