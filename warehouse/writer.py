@@ -3,19 +3,19 @@ takes its turn here first, across processes.
 
 DuckDB lets one process write a file and fails any other at once. Steps started together (a CLI
 load during a scheduled run, or runs of two Dagster instances, which the Dagster pool does not
-cover) instead wait for each other on an advisory lock beside the file: for up to
+cover) instead wait for each other on a file lock (`filelock`) beside the file: for up to
 `POSTURE_WRITER_WAIT` seconds (default 900), saying that they wait. A process that opens the
 working file without taking a turn (a DuckDB shell, say) still makes a writer fail at once.
 """
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from filelock import FileLock, Timeout
 
 from .location import WarehouseLocation
 
@@ -23,7 +23,6 @@ logger = logging.getLogger(__name__)
 
 WRITER_WAIT_ENV = "POSTURE_WRITER_WAIT"
 DEFAULT_WRITER_WAIT_SECONDS = 900.0
-_POLL_SECONDS = 0.2
 
 
 class WarehouseBusyError(RuntimeError):
@@ -45,36 +44,32 @@ def writer_wait_seconds() -> float:
 
 
 @contextmanager
-def writer_turn(location: WarehouseLocation) -> Iterator[None]:
+def writer_turn(location: WarehouseLocation) -> Iterator[int]:
     """Hold the working file's writer turn for the block, waiting for it as long as
-    `writer_wait_seconds()` allows; raises `WarehouseBusyError` when the wait runs out."""
+    `writer_wait_seconds()` allows; raises `WarehouseBusyError` when the wait runs out.
+
+    Yields the lock's file descriptor: a child process that inherits it (`pass_fds`) holds the
+    turn with this one, so a step killed mid-write keeps other writers out until its child ends.
+    """
     wait = writer_wait_seconds()
-    path = location.ensure().writer_lock
-    with open(path, "a") as handle:
-        deadline = time.monotonic() + wait
-        announced = False
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise WarehouseBusyError(
-                        f"the warehouse file {location.working_db} is still in use by another "
-                        f"load, transform or publish after {wait:g} s (set {WRITER_WAIT_ENV} to "
-                        "wait longer)"
-                    ) from None
-                if not announced:
-                    logger.warning(
-                        "another load, transform or publish is writing %s; waiting up to %g s "
-                        "for it to finish",
-                        location.working_db,
-                        wait,
-                    )
-                    announced = True
-                time.sleep(min(_POLL_SECONDS, remaining))
+    descriptors: list[int] = []
+    lock = FileLock(location.ensure().writer_lock, on_acquired=descriptors.append)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        logger.warning(
+            "another load, transform or publish is writing %s; waiting up to %g s for it to finish",
+            location.working_db,
+            wait,
+        )
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            lock.acquire(timeout=wait)
+        except Timeout:
+            raise WarehouseBusyError(
+                f"the warehouse file {location.working_db} is still in use by another load, "
+                f"transform or publish after {wait:g} s (set {WRITER_WAIT_ENV} to wait longer)"
+            ) from None
+    try:
+        yield descriptors[-1]
+    finally:
+        lock.release()
