@@ -77,8 +77,10 @@ def transform(location: WarehouseLocation, quiet: bool = False) -> None:
     folder = str(DBT_PROJECT_DIR)
     command = [shutil.which("dbt") or "dbt", "build", "--project-dir", folder]
     command += ["--profiles-dir", folder, *(["--quiet"] if quiet else [])]
-    with writer_turn(location), recording_build(location):
-        returncode = subprocess.run(command, check=False).returncode
+    with writer_turn(location) as lock, recording_build(location):
+        # dbt inherits the turn's lock: if this process is killed, its dbt still keeps other
+        # writers waiting until it has finished writing.
+        returncode = subprocess.run(command, check=False, pass_fds=(lock,)).returncode
         if returncode:
             results = DBT_PROJECT_DIR / "target" / "run_results.json"
             failed = []

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +73,50 @@ def test_a_bad_wait_setting_is_named(location, monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv(WRITER_WAIT_ENV, bad)
         with pytest.raises(ValueError, match=WRITER_WAIT_ENV), writer_turn(location):
             pass
+
+
+def running(pid: int) -> bool:
+    """Whether process `pid` is alive (a zombie that nobody reaped counts as ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_killed_transform_keeps_writers_out_until_its_dbt_has_ended(
+    keeper_env: SimulatorServer, location, tmp_path
+):
+    load("keeper", location)
+    log = tmp_path / "transform.log"
+    with log.open("w") as output:
+        transform = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "transform"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, DATA_DIR_ENV: str(location.data_dir)},
+        )
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 300
+        while " START " not in log.read_text():  # dbt is building
+            assert transform.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        children = [
+            int(pid)
+            for pid in Path(f"/proc/{transform.pid}/task/{transform.pid}/children")
+            .read_text()
+            .split()
+        ]
+        assert children  # the dbt process
+        transform.kill()
+        transform.wait()
+        keeper_env.simulator.advance(days=1)
+        cli = posture("load", "keeper", location=location)
+        _, err = cli.communicate(timeout=600)
+        assert cli.returncode == 0, err
+        assert "waiting up to 900 s" in err  # for the orphaned dbt, instead of failing at once
+        assert not any(running(pid) for pid in children)  # dbt ended before the load wrote
+        assert query(location, LOADS) == [(2,)]
+    finally:
+        for pid in filter(running, children):
+            os.kill(pid, signal.SIGKILL)
