@@ -41,15 +41,12 @@ onepassword_signins as (
         'Authentication' as ocsf_class,
         user_email as actor,
         'sign_in' as action,
-        case
-            when category in ('success', 'firewall_reported_success') then 'success'
-            else 'failure'
-        end as outcome,
+        case when is_success then 'success' else 'failure' end as outcome,
         user_email as target,
         client_ip_address as source_ip,
         raw_json,
         load_id
-    from {{ ref('stg_onepassword_events__signin_attempts') }}
+    from {{ ref('int_onepassword_events__signin_attempts') }}
 
 ),
 

@@ -17,17 +17,12 @@ signins as (
         tenant,
         event_date,
         count(*) as signin_attempts,
-        -- a failure is any outcome but success; firewall_reported_success went through
-        cast(sum(
-            case when category in ('success', 'firewall_reported_success') then 0 else 1 end
-        ) as {{ dbt.type_bigint() }}) as signin_failures,
-        count(distinct
-            case
-                when category in ('success', 'firewall_reported_success') then user_uuid
-            end
-        ) as distinct_users_signing_in
+        cast(
+            sum(case when is_success then 0 else 1 end) as {{ dbt.type_bigint() }}
+        ) as signin_failures,
+        count(distinct case when is_success then user_uuid end) as distinct_users_signing_in
 
-    from {{ ref('stg_onepassword_events__signin_attempts') }}
+    from {{ ref('int_onepassword_events__signin_attempts') }}
     group by tenant, event_date
 
 ),

@@ -7,5 +7,5 @@ select
     count(*) as attempts,
     count(distinct user_uuid) as distinct_users
 
-from {{ ref('stg_onepassword_events__signin_attempts') }}
+from {{ ref('int_onepassword_events__signin_attempts') }}
 group by tenant, event_date, category
