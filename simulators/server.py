@@ -15,6 +15,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import select
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,6 +42,10 @@ class Faults:
     extra_field: bool = False  # every record gains an unknown key
     drop_optional: bool = False  # optional record fields are left out
     pretty_json: bool = False  # JSON bodies are indented: a record spans several lines
+    hang_next: int = 0  # the next N requests are read and never answered (connection held)
+    trickle_next: int = 0  # the next N responses are sent a byte at a time...
+    trickle_seconds: float = 2.0  # ...this far apart
+    token_in_reason: bool = False  # every request is refused: 401 echoing its credential
 
     def update(self, **changes: Any) -> None:
         """Set the named switches; an unknown name raises ValueError."""
@@ -76,6 +82,7 @@ class Response:
     status: int
     payload: Any
     headers: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None  # the status line's reason phrase (default: the standard one)
 
 
 class VendorSimulator:
@@ -143,6 +150,19 @@ class _Handler(BaseHTTPRequestHandler):
         with sim.lock:
             sim.requests_served += 1
             counted = faults.path_contains in request.path
+            hang = counted and faults.hang_next > 0
+            if hang:
+                faults.hang_next -= 1
+            self.trickle = counted and faults.trickle_next > 0
+            if self.trickle:
+                faults.trickle_next -= 1
+        if hang:
+            self._hold_unanswered()
+            return
+        with sim.lock:
+            if faults.token_in_reason:
+                self._send(_token_echo(request), malformed=False, now=sim.now)
+                return
             if counted and faults.burst_429_next > 0:
                 faults.burst_429_next -= 1
                 response = Response(
@@ -162,6 +182,14 @@ class _Handler(BaseHTTPRequestHandler):
                 faults.malformed_next -= 1
             self._send(response, malformed=malformed, now=sim.now)
 
+    def _hold_unanswered(self) -> None:
+        """Answer nothing until the client gives up (closes) or the server stops."""
+        while not self.server.stopping.is_set():
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                break
+        self.close_connection = True
+
     def _send(self, response: Response, *, malformed: bool, now: datetime) -> None:
         if isinstance(response.payload, str):
             body = response.payload.encode()
@@ -174,17 +202,49 @@ class _Handler(BaseHTTPRequestHandler):
         if malformed:
             body = body[: max(1, len(body) // 2)]
         # Not send_response(): it adds a second Date header from the machine's clock.
-        self.send_response_only(response.status)
+        self.send_response_only(response.status, response.reason)
         self.send_header("Server", self.version_string())
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("Date", format_datetime(now, usegmt=True))
         for key, value in response.headers.items():
             self.send_header(key, value)
+        if getattr(self, "trickle", False):
+            self.trickle = False
+            self._trickle(b"".join(self._headers_buffer) + b"\r\n" + body)
+            self._headers_buffer = []
+            return
         self.end_headers()
         self.wfile.write(body)
 
+    def _trickle(self, data: bytes) -> None:
+        """Send `data` a byte every `trickle_seconds`, until done, the client leaves or the
+        server stops."""
+        pause = self.server.simulator.faults.trickle_seconds
+        try:
+            for index in range(len(data)):
+                if self.server.stopping.wait(pause if index else 0):
+                    break
+                self.wfile.write(data[index : index + 1])
+                self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
+
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+
+
+def _token_echo(request: Request) -> Response:
+    """A 401 whose reason phrase and message repeat the credential the request carried, as a
+    careless vendor's error page might."""
+    credential = " ".join(
+        value for name, value in request.headers.items() if name in _CREDENTIAL_HEADERS
+    )
+    reason = f"Unauthorized ({credential})"
+    return Response(401, {"status": 401, "message": f"rejected {credential}"}, reason=reason)
+
+
+_CREDENTIAL_HEADERS = ("authorization", "x-api-token")
 
 
 def _control(sim: VendorSimulator, request: Request) -> Response:
@@ -209,6 +269,7 @@ class _Server(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], simulator: VendorSimulator) -> None:
         self.simulator = simulator
+        self.stopping = threading.Event()  # ends held and trickled responses
         super().__init__(address, _Handler)
 
 
@@ -242,6 +303,7 @@ class SimulatorServer:
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
+        self._server.stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
