@@ -15,9 +15,8 @@ from typing import Any
 
 from dlt.sources.helpers.rest_client.auth import BearerTokenAuth
 from requests import PreparedRequest, Response
-from requests.adapters import HTTPAdapter
 
-from pipelines.vendor_http import VendorClient, require, server_time
+from pipelines.vendor_http import BoundedAdapter, VendorClient, require, server_time
 
 from .settings import INTROSPECT, SECRET_HINT, VENDOR
 
@@ -76,8 +75,9 @@ class SlidingWindowLimiter:
         slot[0] = self._clock()
 
 
-class RateLimitedAdapter(HTTPAdapter):
-    """A transport adapter that passes every request, retries included, through a limiter."""
+class RateLimitedAdapter(BoundedAdapter):
+    """A transport adapter that passes every request, retries included, through a limiter
+    (each response bounded in time as the shared client's are)."""
 
     def __init__(self, limiter: SlidingWindowLimiter) -> None:
         super().__init__()
