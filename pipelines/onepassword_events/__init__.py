@@ -12,10 +12,10 @@ successful load; a run that dies restarts from the last good cursor. The merge o
 any overlap. Pages become Arrow tables (typed, flattened columns plus `raw`), passed to dlt in
 batches, so dlt loads them without per-row normalisation; the three event types are fetched side
 by side under one shared rate limiter. A run loads about `max_events` (the types together) and
-marks a backlog in its state; `posture load` runs again until none is left.
+records a backlog in its state; `posture load` runs again until none is left.
 
 The stages, one file each: `client` (HTTP, rate limits, the token check), `paginator` (the
-cursor walk and its guards), `arrow_tables` (a page of items as a typed table), `settings`
+cursor pagination and its guards), `arrow_tables` (a page of items as a typed table), `settings`
 (endpoints, limits, columns).
 """
 
@@ -116,9 +116,9 @@ def onepassword_events(
             cursors = state.setdefault("cursors", {})
             reset = reset_body(page_limit, start or info.server_now - RETENTION)
             stored = cursors.get(name)
-            seen: set[str] = set()  # the merge trusts each load to hold an event once
+            uuids_read: set[str] = set()  # the merge trusts each load to hold an event once
             paginator, pages = event_pages(
-                client, endpoint, {"cursor": stored} if stored else reset, seen
+                client, endpoint, {"cursor": stored} if stored else reset, uuids_read
             )
             try:
                 head = next(pages)
@@ -132,7 +132,7 @@ def onepassword_events(
                     endpoint,
                     reset["start_time"],
                 )
-                paginator, pages = event_pages(client, endpoint, reset, seen)
+                paginator, pages = event_pages(client, endpoint, reset, uuids_read)
                 head = next(pages)
             pending: list[pa.Table] = []  # pages not passed to dlt yet
             loaded = 0  # events of this type passed to dlt
@@ -143,7 +143,7 @@ def onepassword_events(
                     page_events = events_to_arrow(
                         table,
                         items,
-                        seen,
+                        uuids_read,
                         tenant=name,
                         observed_at=server_time(page.response),
                         endpoint=endpoint,

@@ -34,15 +34,15 @@ _TAKEN = {
 }
 
 
-def unseen_mask(uuids: list[Any], seen: set[str]) -> list[bool] | None:
-    """Which of `uuids` are not in `seen` (which learns them), or None when all are new: an
-    event delivered twice in one run is loaded once. Nulls count as new (to be rejected
-    later)."""
+def new_event_mask(uuids: list[Any], uuids_read: set[str]) -> list[bool] | None:
+    """Which of `uuids` are not in `uuids_read` (which then holds them all), or None when all
+    are new: an event delivered twice in one run is loaded once. Nulls count as new (to be
+    rejected later)."""
     keep = []
     for uuid in uuids:
-        keep.append(uuid is None or uuid not in seen)
+        keep.append(uuid is None or uuid not in uuids_read)
         if uuid is not None:
-            seen.add(uuid)
+            uuids_read.add(uuid)
     return None if all(keep) else keep
 
 
@@ -59,15 +59,15 @@ def arrow_schema(table: str, extra: Sequence[pa.Field] = ()) -> pa.Schema:
 def events_to_arrow(
     table: str,
     items: list[msgspec.Raw],
-    seen: set[str],
+    uuids_read: set[str],
     *,
     tenant: str,
     observed_at: datetime,
     endpoint: str,
 ) -> pa.Table:
     """One page's items (their JSON text) as a typed Arrow table of the events whose `uuid` is
-    not in `seen` (which learns them): the documented fields flattened into columns, unknown
-    top-level keys as text columns (`unknown_columns`), the item's text as `raw`."""
+    not in `uuids_read` (which then holds them): the documented fields flattened into columns,
+    unknown top-level keys as text columns (`unknown_columns`), the item's text as `raw`."""
     raws = [bytes(item) for item in items]
     objects: list[dict[str, Any]] | None = None
     try:
@@ -76,7 +76,7 @@ def events_to_arrow(
         objects = [msgspec.json.decode(raw) for raw in raws]  # keeps integers of any size
         arrays = _documented_columns(table, objects)
     names = [column for column, _, _ in FIELDS[table]]
-    keep = unseen_mask(arrays[names.index("uuid")].to_pylist(), seen)
+    keep = new_event_mask(arrays[names.index("uuid")].to_pylist(), uuids_read)
     if keep is not None:
         mask = pa.array(keep)
         arrays = [array.filter(mask) for array in arrays]

@@ -100,7 +100,7 @@ def shared_limiter(
     base_url: str, token: str, rate_limits: Sequence[Sequence[float]]
 ) -> SlidingWindowLimiter:
     """The process's limiter for one token at one host: every run of the source in this process
-    (the parts of a backfill, each scheduled load) counts against the same windows, as the
+    (the runs of a backfill, each scheduled load) counts against the same windows, as the
     vendor does."""
     digest = hashlib.sha256(token.encode()).hexdigest()  # the token itself is not kept here
     key = (base_url.rstrip("/"), digest, tuple(tuple(window) for window in rate_limits))

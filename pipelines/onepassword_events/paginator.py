@@ -3,8 +3,8 @@ start_time}`) or continues a stored one (`{cursor}`), then `{"cursor": <from the
 response>}` only, until a response says `has_more: false`.
 
 dlt's `JSONResponseCursorPaginator` reads `cursor` and `has_more` and puts the cursor in the
-body; this subclass keeps the contract's bodies and guards the walk against two ways a vendor (or
-a cache in front of it) can lose or stall it: a page made only of events this run has already
+body; this subclass keeps the contract's bodies and guards against two ways a vendor (or a cache
+in front of it) can lose or stall the pagination: a page made only of events this run has already
 read is asked for again a few times, then the run fails (taking it would skip the page its cursor
 stands for); a long run of empty pages that each say `has_more` fails the run instead of being
 followed forever. A page's items are kept as the JSON text the vendor sent (`msgspec.Raw`): the
@@ -67,15 +67,15 @@ def page_items(body: dict[str, Any]) -> list[msgspec.Raw]:
 
 
 class EventsCursorPaginator(JSONResponseCursorPaginator):
-    """The walk of one events endpoint (see the module). `cursor` is always the position to
-    continue from in the next run; `seen` is the uuids this run has read from the endpoint (the
-    caller adds each page's)."""
+    """The pages of one events endpoint (see the module). `cursor` is always the position to
+    continue from in the next run; `uuids_read` holds the uuids this run has read from the
+    endpoint (the caller adds each page's)."""
 
-    def __init__(self, endpoint: str, first_body: dict[str, Any], seen: set[str]) -> None:
+    def __init__(self, endpoint: str, first_body: dict[str, Any], uuids_read: set[str]) -> None:
         super().__init__(cursor_path="cursor", cursor_body_path="cursor", has_more_path="has_more")
         self.endpoint = endpoint
         self.first_body = first_body
-        self.seen = seen
+        self.uuids_read = uuids_read
         self._next_reference = first_body.get("cursor")
         self.empty_pages = 0  # in a row, each with has_more
         self.repeated_pages = 0  # in a row, each of events already read
@@ -125,7 +125,7 @@ class EventsCursorPaginator(JSONResponseCursorPaginator):
             raise MalformedResponseError(
                 f"{VENDOR}: {self.endpoint} 'items' is not a list of objects"
             ) from None
-        if not all(item.uuid in self.seen for item in ids):
+        if not all(item.uuid in self.uuids_read for item in ids):
             self.repeated_pages = 0
             return False
         if self.repeated_pages >= len(REPEATED_PAGE_WAITS):
@@ -161,11 +161,11 @@ class EventsCursorPaginator(JSONResponseCursorPaginator):
 
 
 def event_pages(
-    client: VendorClient, endpoint: str, first_body: dict[str, Any], seen: set[str]
+    client: VendorClient, endpoint: str, first_body: dict[str, Any], uuids_read: set[str]
 ) -> tuple[EventsCursorPaginator, Iterator[PageData[Any]]]:
-    """The paginator of a walk of `endpoint` that starts with `first_body`, and its pages: each
+    """The paginator of `endpoint`'s pages from `first_body` on, and those pages: each
     the page's items as JSON text (`page.response.json()` is `decode_events_page`'s)."""
-    paginator = EventsCursorPaginator(endpoint, first_body, seen)
+    paginator = EventsCursorPaginator(endpoint, first_body, uuids_read)
     pages = client.paginate(
         endpoint,
         method="POST",
@@ -177,5 +177,5 @@ def event_pages(
 
 
 def reset_body(limit: int, start: datetime) -> dict[str, Any]:
-    """The first body of a walk that starts at `start` (RFC 3339 UTC to the second)."""
+    """The first body of a pagination that starts at `start` (RFC 3339 UTC to the second)."""
     return {"limit": limit, "start_time": start.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}

@@ -28,8 +28,8 @@ BATCH_ROWS = 10_000  # pages are passed to dlt as Arrow tables of about this man
 # committed on its own. Peak memory grows with it (the run's uuids are held to load each event
 # once), and so does speed (each run pays dlt's fixed costs once).
 MAX_EVENTS_PER_LOAD = 250_000
-# Empty pages in a row, each saying has_more with a new cursor, after which a walk is taken to
-# be endless and the run fails (a real walk reaches its events, or its end, long before).
+# Empty pages in a row, each saying has_more with a new cursor, after which an endpoint's pages
+# are taken to be endless and the run fails (real pages reach events, or their end, long before).
 MAX_EMPTY_PAGES = 100
 # Seconds waited before asking again for a page made only of events the run has already read
 # (a stale cache in front of the vendor); once they are used up the run fails.
