@@ -6,6 +6,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -545,3 +546,36 @@ def test_the_token_is_checked_once_for_the_three_event_types(server, location, t
         load("onepassword", location)
     assert isinstance(find_vendor_error(failed.value), VendorHTTPError)
     assert sim.requests_served == 1
+
+
+def test_a_closed_port_fails_in_one_line_naming_the_token_check(location, token, tmp_path):
+    with socket.socket() as sock:  # a loopback port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "SOURCES__ONEPASSWORD_EVENTS__BASE_URL": f"http://127.0.0.1:{port}",
+        "SOURCES__ONEPASSWORD_EVENTS__TOKEN": token,
+        "RUNTIME__REQUEST_MAX_ATTEMPTS": "2",
+    }
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "--data-dir",
+            str(location.data_dir),
+            "load",
+            "onepassword",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode != 0 and len(lines) == 1, out.stderr
+    cause = "1Password Events: /api/v2/auth/introspect refused the connection"
+    assert cause in lines[0], lines[0]
+    assert token not in out.stderr + out.stdout
