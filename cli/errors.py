@@ -7,23 +7,24 @@ from pipelines.registry import SOURCES
 
 def describe(exc: BaseException) -> tuple[str, int]:
     """(message, exit code) for an exception raised by a command."""
+    from pipelines.failures import causes, describe_failure
     from pipelines.vendor_http import find_vendor_error
     from warehouse.writer import WarehouseBusyError
 
-    vendor_error = find_vendor_error(exc)
-    if vendor_error is not None:
-        return str(vendor_error), 1
-    missing = _missing_config(exc)
-    if missing:
-        return f"missing configuration: {missing} (environment or .dlt/secrets.toml)", 2
-    if isinstance(exc, WarehouseBusyError):
-        return str(exc), 1
-    if isinstance(exc, (FileNotFoundError, ValueError)):
-        return str(exc), 2
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if "Could not set lock on file" in str(exc) or "Conflicting lock" in str(exc):
-        return "the warehouse file is in use by another load or transform; try again", 1
-    return f"{type(exc).__name__}: {text}", 1
+    if find_vendor_error(exc) is None:
+        missing = _missing_config(exc)
+        if missing:
+            return f"missing configuration: {missing} (environment or .dlt/secrets.toml)", 2
+        if isinstance(exc, WarehouseBusyError):
+            return str(exc), 1
+        if isinstance(exc, (FileNotFoundError, ValueError)):
+            return str(exc), 2
+        if any(
+            "Could not set lock on file" in str(c) or "Conflicting lock" in str(c)
+            for c in causes(exc)
+        ):
+            return "the warehouse file is in use by another load or transform; try again", 1
+    return describe_failure(exc), 1
 
 
 def _missing_config(exc: BaseException) -> str:
