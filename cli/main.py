@@ -60,7 +60,7 @@ def _kpis(args: argparse.Namespace) -> None:
 def _sql(args: argparse.Namespace) -> None:
     from cli.steps import print_sql
 
-    print_sql(current_location(), args.query)
+    print_sql(current_location(), args.query, max_rows=args.max_rows)
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -177,6 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sql = command("sql", _sql, "run a read-only SQL query on the published warehouse")
     sql.add_argument("query")
+    sql.add_argument(
+        "--max-rows", type=_positive, default=1000, help="rows to print at most (default 1000)"
+    )
 
     report = command("report", _report, "write the posture trends as one self-contained HTML page")
     report.add_argument("--org", help="only this organisation (default: every one)")

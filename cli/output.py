@@ -1,10 +1,13 @@
-"""Printing query results as plain aligned tables."""
+"""Printing query results: DuckDB renders the table; report cells are formatted here."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
+
+UNLIMITED_WIDTH = 100_000  # characters: a pipe or a file gets every column
 
 
 def format_value(value: Any) -> str:
@@ -18,19 +21,8 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    """An aligned text table with a header line."""
-    cells = [[format_value(v) for v in row] for row in rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(lines)
-
-
-def print_query(con: Any, query: str, params: Sequence[Any] = ()) -> None:
-    """Run `query` on a DuckDB connection and print the result as a table."""
-    cursor = con.execute(query, list(params))
-    columns = [d[0] for d in cursor.description] if cursor.description else []
-    rows = cursor.fetchall() if columns else []
-    print(format_table(columns, rows) if columns else "(no result)")
+def print_query(con: Any, query: str, params: Sequence[Any] = (), max_rows: int = 1000) -> None:
+    """Run `query` on a DuckDB connection and print up to `max_rows` rows of its result, as
+    DuckDB's own table (fitted to a terminal's width)."""
+    width = None if sys.stdout.isatty() else UNLIMITED_WIDTH
+    con.sql(query, params=list(params) or None).show(max_rows=max_rows, max_width=width)

@@ -14,8 +14,9 @@ from warehouse.location import WarehouseLocation
 KPI_VIEWS = {
     "keeper": (
         "Keeper RMD",
-        "total_users, login_coverage, vault_adoption, dormant_users, never_logged_in, "
-        "benchmark_remediation_rate as remediation, alert_occurrences as alerts_30d",
+        "total_users, round(login_coverage, 3) as login_coverage, "
+        "round(vault_adoption, 3) as vault_adoption, dormant_users, never_logged_in, "
+        "round(benchmark_remediation_rate, 3) as remediation, alert_occurrences as alerts_30d",
     ),
     "trend": (
         "Trend Micro Cloud One",
@@ -26,7 +27,7 @@ KPI_VIEWS = {
     ),
     "onepassword": (
         "1Password",
-        "signin_attempts as signins, signin_failure_rate as failure_rate, "
+        "signin_attempts as signins, round(signin_failure_rate, 3) as failure_rate, "
         "distinct_users_signing_in as users, item_reveals as reveals, item_exports as exports, "
         "mfa_disabled, users_suspended as suspended, vault_exports",
     ),
@@ -124,11 +125,12 @@ def print_kpis(location: WarehouseLocation, days: int, tenant: str | None = None
                     f"select metric_date as day, tenant, {columns} "
                     f"from marts.fct_daily_posture {where} order by tenant, day",
                     params,
+                    max_rows=count,
                 )
 
 
-def print_sql(location: WarehouseLocation, query: str) -> None:
-    """Run one read-only query on the published warehouse and print its result."""
+def print_sql(location: WarehouseLocation, query: str, max_rows: int) -> None:
+    """Run one read-only query on the published warehouse and print up to `max_rows` rows."""
     from cli.output import print_query
     from warehouse.connection import connect_published
 
@@ -142,7 +144,7 @@ def print_sql(location: WarehouseLocation, query: str) -> None:
                 "only one query that reads is allowed (SELECT, FROM, WITH, DESCRIBE, SHOW, "
                 f"SUMMARIZE), not {' + '.join(kinds) or 'nothing'}"
             )
-        print_query(con, query)
+        print_query(con, query, max_rows=max_rows)
 
 
 def set_benchmark(benchmark_id: str, status: str) -> None:

@@ -73,12 +73,14 @@ def test_history_becomes_kpis_with_a_resolved_benchmark(keeper_env: SimulatorSer
 
 
 def test_demo_runs_and_prints_moving_kpis(demo_run):
-    sections = {}  # title -> the data rows printed under it
+    sections = {}  # title -> the cells of the data rows printed under it
     for block in demo_run.stdout.split("\n\n"):
         title, *lines = block.strip().splitlines() or [""]
-        sections[title] = [line for line in lines if line[:4].isdigit()]
+        rows = [[cell.strip() for cell in line.strip("│").split("│")] for line in lines]
+        sections[title] = [row for row in rows if row[0][:4].isdigit()]
     assert "day   4/4" in demo_run.stdout
     assert len(sections["Keeper RMD"]) == 4  # one snapshot a day
-    assert len({tuple(line.split()[2:]) for line in sections["Keeper RMD"]}) > 1  # KPIs move
+    assert len({tuple(row[2:]) for row in sections["Keeper RMD"]}) > 1  # KPIs move
     assert sections["Trend Micro Cloud One"] and sections["1Password"]
+    assert len(sections["1Password"][0]) == 10  # every column, none elided in a pipe
     assert demo_run.location.published_db.exists()
