@@ -330,3 +330,27 @@ def test_vendor_fields_named_like_our_columns_are_kept_beside_them(location, kee
         "from keeper_rmd.enterprise_stat_details",
     )
     assert rows == [("acme", "vendor-side", "yesterday", True)]
+
+
+TENANTS_WITH_SQL_CHARACTERS = ("O'Brien; Co {eu} 100%", "north\nsouth; DROP TABLE x; --", "%s {}")
+
+
+def test_tenant_names_never_reach_sql_text(keeper_env: SimulatorServer, location, monkeypatch):
+    # Quotes, semicolons, new lines, braces and percent signs: loaded twice on one day (the
+    # second replaces the first), beside a plain tenant, and built by dbt.
+    from cli.steps import transform
+
+    for tenant in ("acme", *TENANTS_WITH_SQL_CHARACTERS):
+        monkeypatch.setenv("SOURCES__KEEPER_RMD__TENANT", tenant)
+        load("keeper", location)
+        load("keeper", location)
+    users = keeper_env.simulator.user_count()
+    rows = query(
+        location,
+        "select tenant, count(*), count(distinct _dlt_load_id) "
+        "from keeper_rmd.enterprise_stat_details group by 1 order by 1",
+    )
+    assert rows == sorted((t, users, 1) for t in ("acme", *TENANTS_WITH_SQL_CHARACTERS))
+    transform(location, quiet=True)
+    kpis = query(location, "select tenant, total_users from marts.fct_keeper_daily_kpis")
+    assert sorted(kpis) == sorted((t, users) for t in ("acme", *TENANTS_WITH_SQL_CHARACTERS))

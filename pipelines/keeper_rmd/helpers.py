@@ -77,11 +77,12 @@ class Observation:
     def replacing_its_day(self) -> dict[str, Any]:
         """The merge that replaces this tenant's rows of the snapshot's day and no others. Its
         scope is the day, not the rows loaded, so a table the vendor now answers empty loses
-        that day's earlier rows too (dlt's `destination_scope`; `{table}` is dlt's placeholder
-        for the destination table, and braces in the tenant are escaped for it)."""
-        tenant = self.tenant.replace("'", "''").replace("{", "{{").replace("}", "}}")
+        that day's earlier rows too (dlt's `destination_scope`, a SQL condition; `{table}` is
+        dlt's placeholder for the destination table). The tenant is free text, and dlt splits
+        that SQL on semicolons and new lines, so it goes in as hexadecimal digits only."""
+        tenant = self.tenant.encode().hex()
         scope = (
-            f"{{table}}.tenant = '{tenant}'"
+            f"{{table}}.tenant = decode(from_hex('{tenant}'))"
             f" AND {{table}}.snapshot_date = DATE '{self.snapshot_date.isoformat()}'"
         )
         return {**SNAPSHOT_DISPOSITION, "destination_scope": scope}
