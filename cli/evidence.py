@@ -88,18 +88,14 @@ order by tenants.organisation, daily.tenant, daily.benchmark_id, daily.snapshot_
     ),
     EvidenceFile(
         "onepassword_signin_failures",
-        "Every 1Password sign-in attempt that did not succeed (the outcome fct_security_events "
-        "judges): who, when, why, from where.",
+        "Every 1Password sign-in attempt that did not succeed: who, when, why, from where.",
         f"""
 select tenants.organisation, signins.tenant, signins.occurred_at, signins.user_email,
     signins.user_name, signins.category, signins.signin_type, signins.client_ip_address,
     signins.location_country, signins.event_uuid, signins.load_id, signins.observed_at
-from marts.fct_security_events as events
-{_tenants("onepassword", "events")}
-join staging.stg_onepassword_events__signin_attempts as signins
-    on signins.tenant = events.tenant and signins.event_uuid = events.event_id
-where events.source = 'onepassword' and events.source_table = 'signin_attempts'
-  and events.outcome = 'failure' and events.event_date between $start and $end
+from intermediate.int_onepassword_events__signin_attempts as signins
+{_tenants("onepassword", "signins")}
+where not signins.is_success and signins.event_date between $start and $end
 order by tenants.organisation, signins.tenant, signins.occurred_at, signins.event_uuid
 """,
     ),
