@@ -11,7 +11,7 @@ from dagster_dlt import DagsterDltResource
 from assets.dbt import build_dbt_assets, dbt_project, ensure_manifest, point_dbt_at
 from assets.dlt import build_dlt_assets
 from assets.publish import build_publish_asset
-from assets.schedules import build_freshness_checks, build_jobs_and_schedules
+from assets.schedules import build_jobs_and_schedules, with_freshness_policy
 from pipelines.registry import enabled_sources
 from warehouse.location import WarehouseLocation, current_location
 
@@ -21,16 +21,15 @@ def build_definitions(location: WarehouseLocation) -> dg.Definitions:
     point_dbt_at(location)
     project = dbt_project()
     ensure_manifest(project)
-    dlt_assets = [build_dlt_assets(spec, location) for spec in enabled_sources()]
+    dlt_assets = [
+        with_freshness_policy(build_dlt_assets(spec, location)) for spec in enabled_sources()
+    ]
     dbt_models = build_dbt_assets(project, location)
     jobs, schedules = build_jobs_and_schedules()
-    freshness_checks, freshness_sensor = build_freshness_checks(dlt_assets)
     return dg.Definitions(
         assets=[*dlt_assets, dbt_models, build_publish_asset(location, dbt_models)],
-        asset_checks=freshness_checks,
         jobs=jobs,
         schedules=schedules,
-        sensors=[freshness_sensor],
         resources={"dlt": DagsterDltResource(), "dbt": DbtCliResource(project_dir=project)},
         # One step at a time: DuckDB has one writer, and on two cores the in-process executor
         # is also the fastest.

@@ -14,7 +14,7 @@ from pipelines.registry import enabled_sources
 DAILY_SNAPSHOT_CRON = "0 5 * * *"  # 05:00 UTC: before the morning dashboards refresh
 EVENTS_CRON = "15 * * * *"  # hourly, away from the top of the hour
 SNAPSHOT_SOURCES = ("keeper_rmd",)
-# How old a source's last load may be before its freshness check fails.
+# How old a source's last load may be before its tables fail their freshness policy.
 FRESHNESS = {"keeper_rmd": timedelta(hours=36)}
 EVENTS_FRESHNESS = timedelta(hours=3)
 # Every step that writes the warehouse (loads, dbt, publishing) claims this Dagster concurrency
@@ -53,14 +53,14 @@ def build_jobs_and_schedules() -> tuple[list, list[dg.ScheduleDefinition]]:
     return jobs, schedules
 
 
-def build_freshness_checks(
-    dlt_assets: list[dg.AssetsDefinition],
-) -> tuple[list[dg.AssetChecksDefinition], dg.SensorDefinition]:
-    """A last-update freshness check on every loaded table, and the sensor that runs them."""
-    checks = []
-    for assets_def in dlt_assets:
-        group = next(iter(assets_def.group_names_by_key.values()))
-        checks += dg.build_last_update_freshness_checks(
-            assets=[assets_def], lower_bound_delta=FRESHNESS.get(group, EVENTS_FRESHNESS)
+def with_freshness_policy(loaded: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    """A source's tables with the freshness policy of their source (Dagster shows each table
+    failing its policy once its last load is older than that)."""
+
+    def attach(spec: dg.AssetSpec) -> dg.AssetSpec:
+        window = FRESHNESS.get(spec.group_name or "", EVENTS_FRESHNESS)
+        return spec.replace_attributes(
+            freshness_policy=dg.FreshnessPolicy.time_window(fail_window=window)
         )
-    return checks, dg.build_sensor_for_freshness_checks(freshness_checks=checks)
+
+    return loaded.map_asset_specs(attach)

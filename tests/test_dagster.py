@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import dagster as dg
 import duckdb
 import pytest
@@ -48,10 +50,25 @@ def test_definitions_load_with_one_lineage_graph(defs: dg.Definitions):
         dg.AssetKey(["keeper_rmd", "enterprise_stat"])
         not in events_job.asset_layer.selected_asset_keys
     )
-    # dbt tests and the freshness of every loaded table are asset checks.
+    # dbt tests are asset checks.
     check_names = {key.name for key in graph.asset_check_keys}
     assert any(name.startswith("not_null_") for name in check_names)
-    assert any("freshness" in name for name in check_names)
+
+
+def test_every_loaded_table_has_its_sources_freshness_policy(defs: dg.Definitions):
+    windows = {}  # asset key -> the fail window of its freshness policy
+    for spec in defs.resolve_all_asset_specs():
+        if spec.freshness_policy is not None:
+            windows[spec.key] = spec.freshness_policy.fail_window.to_timedelta()
+    hours = {key: window / timedelta(hours=1) for key, window in windows.items()}
+    for table in KEEPER_TABLES:
+        assert hours[dg.AssetKey(["keeper_rmd", table])] == 36  # one snapshot a day
+    events = {key for key in hours if key.path[0] in ("trend_audit", "onepassword_events")}
+    assert dg.AssetKey(["trend_audit", "audit_logs"]) in events
+    assert dg.AssetKey(["onepassword_events", "signin_attempts"]) in events
+    assert {hours[key] for key in events} == {3}  # polled hourly
+    # Only loaded tables have one: a model or the published copy is as fresh as its inputs.
+    assert {key.path[0] for key in hours} == {"keeper_rmd", "trend_audit", "onepassword_events"}
 
 
 def test_every_step_that_writes_the_warehouse_claims_the_writer_pool(defs: dg.Definitions):
