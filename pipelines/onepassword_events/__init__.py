@@ -37,7 +37,7 @@ from pipelines.vendor_http import VendorHTTPError, parse_utc, server_time
 
 from .arrow_tables import combine, empty_events_table, events_to_arrow
 from .client import TokenCheck, onepassword_client
-from .paginator import event_pages, page_items, reset_body
+from .paginator import event_pages, reset_body
 from .settings import (
     BATCH_ROWS,
     DEFAULT_PAGE_LIMIT,
@@ -137,12 +137,11 @@ def onepassword_events(
             pending: list[pa.Table] = []  # pages not passed to dlt yet
             loaded = 0  # events of this type passed to dlt
             state.pop(BACKLOG, None)
-            for page in itertools.chain([head], pages):
-                items = page_items(page.response.json())
-                if items:
+            for page in itertools.chain([head], pages):  # each page: its items' JSON text
+                if page:
                     page_events = events_to_arrow(
                         table,
-                        items,
+                        page,
                         uuids_read,
                         tenant=name,
                         observed_at=server_time(page.response),

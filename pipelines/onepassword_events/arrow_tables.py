@@ -1,10 +1,10 @@
 """A page of 1Password events as an Arrow table: dlt loads it without its per-row normaliser.
 
-A page's items arrive as the JSON text the vendor sent (see `paginator`) and are parsed once, by
-Arrow's JSON reader, into typed columns; that text is also each event's `raw`. Only a page Arrow
-cannot take as documented (an unknown key, a value of another type, a number too big for its
-column) is parsed into Python objects, to coerce it: a value that does not fit its column is left
-null there and kept whole in `raw`."""
+A page's items arrive as the JSON text the vendor sent (see `paginator`): each is parsed (by
+msgspec, which keeps integers of any size) for its columns, and kept as it came in `raw`.
+Documented fields become typed, flattened columns; a value that does not fit its column (another
+type, a number too big for BIGINT) is left null there and kept whole in `raw`; keys the contract
+does not name become text columns."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pajson
 
 from pipelines.arrow import ARROW_TYPES, json_text, unknown_columns
 from pipelines.vendor_http import MalformedResponseError, parse_utc
@@ -69,20 +68,15 @@ def events_to_arrow(
     not in `uuids_read` (which then holds them): the documented fields flattened into columns,
     unknown top-level keys as text columns (`unknown_columns`), the item's text as `raw`."""
     raws = [bytes(item) for item in items]
-    objects: list[dict[str, Any]] | None = None
-    try:
-        arrays = _documented_columns_fast(table, raws)
-    except _ARROW_ERRORS:  # an unknown key, a value of another type: coerce field by field
-        objects = [msgspec.json.decode(raw) for raw in raws]  # keeps integers of any size
-        arrays = _documented_columns(table, objects)
+    objects = [msgspec.json.decode(raw) for raw in raws]  # each an object: the paginator checked
+    arrays = _documented_columns(table, objects)
     names = [column for column, _, _ in FIELDS[table]]
     keep = new_event_mask(arrays[names.index("uuid")].to_pylist(), uuids_read)
     if keep is not None:
         mask = pa.array(keep)
         arrays = [array.filter(mask) for array in arrays]
         raws = list(itertools.compress(raws, keep))
-        if objects is not None:
-            objects = list(itertools.compress(objects, keep))
+        objects = list(itertools.compress(objects, keep))
     for name in ("uuid", "timestamp"):  # required: the merge key and the day an event counts for
         missing = arrays[names.index(name)].null_count
         if missing:
@@ -97,54 +91,15 @@ def events_to_arrow(
         pa.repeat(pa.scalar(observed_at, TIMESTAMP), count),
         pa.array(raws, pa.binary()).cast(pa.string()),
     ]
-    extra_fields, extra_arrays = (  # the fast path took only pages without unknown keys
-        ([], [])
-        if objects is None
-        else unknown_columns(objects, _TOP_LEVEL[table], _TAKEN[table], f"{VENDOR}: {endpoint}")
+    extra_fields, extra_arrays = unknown_columns(
+        objects, _TOP_LEVEL[table], _TAKEN[table], f"{VENDOR}: {endpoint}"
     )
     schema = arrow_schema(table, extra_fields)
     return pa.Table.from_arrays([*arrays, *extra_arrays], schema=schema)
 
 
-def _nested_schema(table: str) -> pa.Schema:
-    """The documented fields of `table` as the items nest them (what the JSON reader expects)."""
-    top: dict[str, Any] = {}
-    for _, path, kind in FIELDS[table]:
-        head, _, key = path.partition(".")
-        if key:
-            top.setdefault(head, []).append(pa.field(key, ARROW_TYPES[kind]))
-        else:
-            top[head] = ARROW_TYPES[kind]
-    return pa.schema(
-        [(name, pa.struct(kind) if isinstance(kind, list) else kind) for name, kind in top.items()]
-    )
-
-
-_JSON_OPTIONS = {
-    table: pajson.ParseOptions(
-        explicit_schema=_nested_schema(table), unexpected_field_behavior="infer"
-    )
-    for table in FIELDS
-}
-
-
-def _documented_columns_fast(table: str, raws: list[bytes]) -> list[pa.Array]:
-    """The documented columns parsed by Arrow's JSON reader from the items' JSON (one a line);
-    raises an Arrow error when a value does not have the documented type, an item is not an
-    object, or an item has a top-level key the contract does not name."""
-    data = b"\n".join(raws)
-    options = pajson.ReadOptions(use_threads=False, block_size=max(1 << 20, len(data) + 1))
-    parsed = pajson.read_json(pa.BufferReader(data), options, _JSON_OPTIONS[table])
-    if parsed.num_rows != len(raws):  # an item written over several lines
-        raise pa.ArrowInvalid("items are not one a line")
-    if not _TOP_LEVEL[table].issuperset(parsed.schema.names):
-        raise pa.ArrowInvalid("unknown top-level keys")
-    parsed = parsed.flatten()
-    return [parsed.column(path).combine_chunks() for _, path, _ in FIELDS[table]]
-
-
 def _documented_columns(table: str, items: list[dict[str, Any]]) -> list[pa.Array]:
-    """The documented columns extracted in Python, each value coerced to its column's type."""
+    """The documented columns of `items`, each value coerced to its column's type."""
     nested: dict[str, list[dict[str, Any]]] = {}
 
     def values(path: str) -> list[Any]:

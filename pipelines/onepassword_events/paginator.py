@@ -61,11 +61,6 @@ def decode_events_page(content: bytes) -> dict[str, Any]:
     }
 
 
-def page_items(body: dict[str, Any]) -> list[msgspec.Raw]:
-    """The page's items, as JSON text (absent or null: none)."""
-    return body.get("items") or []
-
-
 class EventsCursorPaginator(JSONResponseCursorPaginator):
     """The pages of one events endpoint (see the module). `cursor` is always the position to
     continue from in the next run; `uuids_read` holds the uuids this run has read from the
