@@ -96,22 +96,22 @@ def assert_exactly_the_visible_events(location: WarehouseLocation, sim) -> None:
         assert set(uuids) == set(sim.visible_uuids(feature)), table
 
 
-def test_a_backfill_loads_in_parts_each_continuing_the_cursor(server, location):
+def test_a_backfill_loads_in_several_runs_each_continuing_the_cursor(server, location):
     sim = server.simulator
-    # At most about 250 events a part, the three types together: each type stops after the page
-    # (100 events) at which the part's events reach 250, so a type hands over at most 300.
+    # At most about 250 events a run, the three types together: each type stops after the page
+    # (100 events) at which the run's events reach 250, so a type passes on at most 300.
     infos = load("onepassword", location, max_events=250)
     assert_exactly_the_visible_events(location, sim)
     rows = " union all ".join(
         f"select _dlt_load_id from onepassword_events.{table}" for table in TABLES
     )
-    per_part = query(
+    per_run = query(
         location, f"select count(*) from ({rows}) group by _dlt_load_id order by _dlt_load_id"
     )
-    sizes = [n for (n,) in per_part]
+    sizes = [n for (n,) in per_run]
     assert len(sizes) == len(infos) >= 3
     assert all(250 <= n <= 3 * 300 for n in sizes[:-1]) and sizes[-1] <= 3 * 300
-    assert len(load("onepassword", location, max_events=250)) == 1  # nothing new: one part
+    assert len(load("onepassword", location, max_events=250)) == 1  # nothing new: one run
 
 
 def test_first_run_loads_every_event_and_a_second_run_adds_nothing(server, location):
@@ -273,12 +273,12 @@ def test_the_client_stays_within_a_lowered_rate_limit(server, location, tmp_path
     assert sim.rate_limited > 0
 
 
-def test_the_parts_of_a_backfill_share_one_rate_limit(server, location):
+def test_the_runs_of_a_backfill_share_one_rate_limit(server, location):
     sim = server.simulator
     sim.rate_limits = ((12, 2.0),)
     infos = load("onepassword", location, rate_limits=[(12, 2.0)], max_events=100)
     assert len(infos) >= 4 and sim.requests_served > 25
-    assert sim.rate_limited == 0  # no part started a fresh count against the vendor's window
+    assert sim.rate_limited == 0  # no run started a fresh count against the vendor's window
     assert_exactly_the_visible_events(location, sim)
 
 
