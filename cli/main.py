@@ -42,7 +42,7 @@ def _load(args: argparse.Namespace) -> int:
 def _transform(args: argparse.Namespace) -> None:
     from cli.steps import transform
 
-    transform(current_location())
+    transform(current_location(), full_refresh=args.full_refresh)
 
 
 def _publish(args: argparse.Namespace) -> None:
@@ -165,7 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     load = command("load", _load, "load one source (or all) into the working warehouse")
     load.add_argument("source", choices=(*SOURCES, "all"))
 
-    command("transform", _transform, "build the dbt models and run their tests")
+    transform = command("transform", _transform, "build the dbt models and run their tests")
+    transform.add_argument(
+        "--full-refresh", action="store_true", help="rebuild incremental models from all history"
+    )
     publish = command("publish", _publish, "publish a read-only copy for BI tools and analysts")
     publish.add_argument(
         "--force", action="store_true", help="publish even though the last dbt build failed"

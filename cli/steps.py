@@ -60,8 +60,9 @@ def _row_counts(infos: list[Any]) -> dict[str, int]:
     return counts
 
 
-def transform(location: WarehouseLocation, quiet: bool = False) -> None:
+def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bool = False) -> None:
     """`dbt build` on the working file (models, seeds, tests); raises naming what failed.
+    Incremental models read only new loads unless `full_refresh` rebuilds them from all history.
 
     The same project and command the Dagster asset runs, as a plain dbt process: its own log
     lines are the progress, and nothing of dbt stays open in this process afterwards."""
@@ -78,6 +79,7 @@ def transform(location: WarehouseLocation, quiet: bool = False) -> None:
     folder = str(DBT_PROJECT_DIR)
     command = [shutil.which("dbt") or "dbt", "build", "--project-dir", folder]
     command += ["--profiles-dir", folder, *(["--quiet"] if quiet else [])]
+    command += ["--full-refresh"] if full_refresh else []
     with writer_turn(location) as lock, recording_build(location):
         # dbt inherits the turn's lock: if this process is killed, its dbt still keeps other
         # writers waiting until it has finished writing.

@@ -29,6 +29,7 @@
         {{ utc_timestamp(adapter.quote('timestamp')) }} as occurred_at,
         cast(event_date as date) as event_date,
         {{ utc_timestamp('observed_at') }} as observed_at,
+        {{ time_out_of_range(adapter.quote('timestamp'), 'observed_at') }} as is_time_out_of_range,
 
         ---------- lineage
         cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id

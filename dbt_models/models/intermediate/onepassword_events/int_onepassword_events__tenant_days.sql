@@ -6,10 +6,13 @@ with
 event_days as (
 
     select tenant, event_date, observed_at from {{ ref('stg_onepassword_events__signin_attempts') }}
+    where not is_time_out_of_range
     union all
     select tenant, event_date, observed_at from {{ ref('stg_onepassword_events__item_usages') }}
+    where not is_time_out_of_range
     union all
     select tenant, event_date, observed_at from {{ ref('stg_onepassword_events__audit_events') }}
+    where not is_time_out_of_range
 
 ),
 

@@ -18,6 +18,8 @@ flagged as (
         event_type,
         event_at,
         event_date,
+        is_time_out_of_range,
+        observed_at,
         principal_urn,
         api_key_id,
         api_key_name,

@@ -11,6 +11,7 @@ bounds as (
         min(event_date) as first_day,
         max(cast(observed_at as date)) as last_day
     from {{ ref('stg_trend_audit__audit_logs') }}
+    where not is_time_out_of_range
     group by tenant
 
 )

@@ -1,6 +1,15 @@
 -- Every security event from every event source in one shape, so that one query answers "what
 -- did this person do across our security tools last week". Classes follow OCSF's names where
 -- one fits (Authentication, Account Change); item usage has no OCSF class and keeps NULL.
+-- Incremental: a build reads only each raw table's newly loaded events and replaces those it
+-- already had (an event fetched again); the vendor's JSON stays in the raw table, found by
+-- source_table, tenant and event_id.
+{{ config(
+    materialized='incremental',
+    unique_key=['source_table', 'tenant', 'event_id'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns'
+) }}
 
 with
 
@@ -13,6 +22,7 @@ trend as (
         event_id,
         event_at,
         event_date,
+        is_time_out_of_range,
         case
             when event_type in ('audit.user-signed-in.v1', 'audit.user-signed-out.v1')
                 then 'Authentication'
@@ -23,9 +33,10 @@ trend as (
         'success' as outcome,  -- the audit log records what was done
         api_key_id as target,
         cast(null as {{ dbt.type_string() }}) as source_ip,
-        raw_json,
+        observed_at,
         load_id
     from {{ ref('stg_trend_audit__audit_logs') }}
+    where {{ newly_loaded("source_table = 'audit_logs'") }}
 
 ),
 
@@ -38,15 +49,17 @@ onepassword_signins as (
         event_uuid as event_id,
         occurred_at as event_at,
         event_date,
+        is_time_out_of_range,
         'Authentication' as ocsf_class,
         user_email as actor,
         'sign_in' as action,
         case when is_success then 'success' else 'failure' end as outcome,
         user_email as target,
         client_ip_address as source_ip,
-        raw_json,
+        observed_at,
         load_id
     from {{ ref('int_onepassword_events__signin_attempts') }}
+    where {{ newly_loaded("source_table = 'signin_attempts'") }}
 
 ),
 
@@ -59,15 +72,17 @@ onepassword_item_usages as (
         event_uuid as event_id,
         occurred_at as event_at,
         event_date,
+        is_time_out_of_range,
         cast(null as {{ dbt.type_string() }}) as ocsf_class,
         user_email as actor,
         action,
         'success' as outcome,
         {{ dbt.concat(["vault_uuid", "'/'", "item_uuid"]) }} as target,
         client_ip_address as source_ip,
-        raw_json,
+        observed_at,
         load_id
     from {{ ref('stg_onepassword_events__item_usages') }}
+    where {{ newly_loaded("source_table = 'item_usages'") }}
 
 ),
 
@@ -80,6 +95,7 @@ onepassword_audit as (
         event_uuid as event_id,
         occurred_at as event_at,
         event_date,
+        is_time_out_of_range,
         case
             when object_type in ('user', 'account') then 'Account Change'
         end as ocsf_class,
@@ -88,9 +104,10 @@ onepassword_audit as (
         'success' as outcome,
         coalesce(object_email, object_name, object_uuid) as target,
         session_ip as source_ip,
-        raw_json,
+        observed_at,
         load_id
     from {{ ref('stg_onepassword_events__audit_events') }}
+    where {{ newly_loaded("source_table = 'audit_events'") }}
 
 )
 

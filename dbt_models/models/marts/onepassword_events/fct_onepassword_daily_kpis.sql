@@ -1,6 +1,22 @@
 -- 1Password's daily KPIs: one row per tenant and UTC day, every day from the account's first
 -- loaded event to its latest load (a quiet day is a row of zeros). Each ratio stands beside its
 -- numerator and denominator.
+-- Incremental: a build recomputes only the days from the earliest day a newly loaded event
+-- falls on to the end of the calendar (a quiet day is new, and a late event can change the
+-- days after it).
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant', 'event_date'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns'
+) }}
+
+{%- set event_relations = [
+    ref('int_onepassword_events__signin_attempts'),
+    ref('stg_onepassword_events__item_usages'),
+    ref('stg_onepassword_events__audit_events'),
+] %}
+{%- set changed = changed_days(event_relations) %}
 
 with
 
@@ -8,6 +24,7 @@ days as (
 
     select tenant, event_date
     from {{ ref('int_onepassword_events__tenant_days') }}
+    where {{ changed }}
 
 ),
 
@@ -23,6 +40,7 @@ signins as (
         count(distinct case when is_success then user_uuid end) as distinct_users_signing_in
 
     from {{ ref('int_onepassword_events__signin_attempts') }}
+    where not is_time_out_of_range and {{ changed }}
     group by tenant, event_date
 
 ),
@@ -45,6 +63,7 @@ item_usages as (
         {%- endfor %}
 
     from {{ ref('stg_onepassword_events__item_usages') }}
+    where not is_time_out_of_range and {{ changed }}
     group by tenant, event_date
 
 ),
@@ -57,6 +76,7 @@ audit_events as (
         count(*) as audit_events
 
     from {{ ref('stg_onepassword_events__audit_events') }}
+    where not is_time_out_of_range and {{ changed }}
     group by tenant, event_date
 
 ),
@@ -77,6 +97,22 @@ sensitive as (
         {%- endfor %}
 
     from {{ ref('fct_onepassword_sensitive_actions') }}
+    where not is_time_out_of_range and {{ changed }}
+    group by tenant, event_date
+
+),
+
+observed as (
+
+    select tenant, event_date, max(observed_at) as last_observed_at
+    from (
+        {%- for relation in event_relations %}
+        select tenant, event_date, observed_at
+        from {{ relation }}
+        where not is_time_out_of_range and {{ changed }}
+        {{- " union all" if not loop.last }}
+        {%- endfor %}
+    ) as events
     group by tenant, event_date
 
 ),
@@ -97,7 +133,8 @@ counts as (
         coalesce(audit_events.audit_events, 0) as audit_events,
         coalesce(sensitive.mfa_disabled, 0) as mfa_disabled,
         coalesce(sensitive.users_suspended, 0) as users_suspended,
-        coalesce(sensitive.vault_exports, 0) as vault_exports
+        coalesce(sensitive.vault_exports, 0) as vault_exports,
+        observed.last_observed_at
 
     from days
     left join signins
@@ -108,6 +145,8 @@ counts as (
         on days.tenant = audit_events.tenant and days.event_date = audit_events.event_date
     left join sensitive
         on days.tenant = sensitive.tenant and days.event_date = sensitive.event_date
+    left join observed
+        on days.tenant = observed.tenant and days.event_date = observed.event_date
 
 )
 
@@ -126,6 +165,7 @@ select
     audit_events,
     mfa_disabled,
     users_suspended,
-    vault_exports
+    vault_exports,
+    last_observed_at
 
 from counts

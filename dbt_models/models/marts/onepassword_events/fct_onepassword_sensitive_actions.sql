@@ -1,6 +1,13 @@
 -- The events an auditor asks about first, one row each: who turned MFA off for whom, who
 -- suspended whom, who exported a vault (audit events) or an item (item usages), and when.
 -- The classification is here and only here; the daily KPIs count from this table.
+-- Incremental: a build reads only newly loaded events (see fct_security_events).
+{{ config(
+    materialized='incremental',
+    unique_key=['source_table', 'tenant', 'event_uuid'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns'
+) }}
 
 with
 
@@ -17,6 +24,7 @@ audit as (
         'audit_events' as source_table,
         occurred_at,
         event_date,
+        is_time_out_of_range,
         actor_uuid,
         actor_name,
         actor_email,
@@ -33,6 +41,7 @@ audit as (
 
     from {{ ref('stg_onepassword_events__audit_events') }}
     where action in ('disblmfa', 'suspend', 'export')
+        and {{ newly_loaded("source_table = 'audit_events'") }}
 
 ),
 
@@ -45,6 +54,7 @@ item_exports as (
         'item_usages' as source_table,
         occurred_at,
         event_date,
+        is_time_out_of_range,
         user_uuid as actor_uuid,
         user_name as actor_name,
         user_email as actor_email,
@@ -61,6 +71,7 @@ item_exports as (
 
     from {{ ref('stg_onepassword_events__item_usages') }}
     where action = 'export'
+        and {{ newly_loaded("source_table = 'item_usages'") }}
 
 )
 

@@ -1,5 +1,16 @@
 -- Cloud One's daily KPIs: one row per tenant and UTC day of its calendar (a quiet day is a row
 -- of zeros). Every total stands beside its parts.
+-- Incremental: a build recomputes only the days from the earliest day a newly loaded event
+-- falls on to the end of the calendar (a quiet day is new, and a late event can change the
+-- days after it).
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant', 'event_date'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns'
+) }}
+
+{%- set changed = changed_days([ref('int_trend_audit__audit_events')]) %}
 
 with
 
@@ -7,6 +18,7 @@ days as (
 
     select tenant, event_date
     from {{ ref('int_trend_audit__tenant_days') }}
+    where {{ changed }}
 
 ),
 
@@ -31,9 +43,11 @@ event_counts as (
             as {{ column }},
         {%- endfor %}
         count(distinct case when is_sign_in then principal_urn end)
-            as distinct_principals_signing_in
+            as distinct_principals_signing_in,
+        max(observed_at) as last_observed_at
 
     from {{ ref('int_trend_audit__audit_events') }}
+    where not is_time_out_of_range and {{ changed }}
     group by tenant, event_date
 
 ),
@@ -69,7 +83,8 @@ select
     coalesce(event_counts.invitations, 0) as invitations,
     coalesce(event_counts.role_changes, 0) as role_changes,
     coalesce(event_counts.user_changes, 0) as user_changes,
-    coalesce(event_counts.privileged_changes, 0) as privileged_changes
+    coalesce(event_counts.privileged_changes, 0) as privileged_changes,
+    event_counts.last_observed_at
 
 from days
 inner join keys_alive

@@ -1,0 +1,65 @@
+{#
+  What an incremental build reads: the rows loaded since the model's newest observation, less
+  `var('load_lookback_days')`. New means newly loaded (a later load, whatever the event's own
+  time), so an event a vendor makes visible late is read by the build after the load that brings
+  it; the lookback covers loads whose vendor clock runs behind the model's newest observation.
+  The bounds are read before the model's SQL runs and written into it as literals, so the
+  engine skips the row groups that lie outside them.
+#}
+
+{# The timestamp from which rows count as newly loaded (SQL literal), for an incremental build
+   of `this`: its newest `observed_column` among rows matching `this_filter`, less the
+   lookback. #}
+{% macro incremental_lookback_start(observed_column='observed_at', this_filter='1 = 1') -%}
+    {%- set query -%}
+        select max({{ observed_column }}) from {{ this }} where {{ this_filter }}
+    {%- endset -%}
+    {%- set newest = run_query(query).columns[0].values()[0] if execute else none -%}
+    {%- if newest is none -%}
+        cast('1900-01-01' as {{ dbt.type_timestamp() }})
+    {%- else -%}
+        {{ dbt.dateadd(
+            'day',
+            -var('load_lookback_days'),
+            "cast('" ~ newest.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as " ~ dbt.type_timestamp() ~ ")"
+        ) }}
+    {%- endif -%}
+{%- endmacro %}
+
+{# A filter on `observed_at` keeping the rows an incremental build of `this` reads (all rows in a
+   full build). #}
+{% macro newly_loaded(this_filter='1 = 1') -%}
+    {%- if is_incremental() -%}
+        observed_at >= {{ incremental_lookback_start('observed_at', this_filter) }}
+    {%- else -%}
+        1 = 1
+    {%- endif -%}
+{%- endmacro %}
+
+{# A filter on `event_date` keeping the days a build of a daily model recomputes: every day in a
+   full build; in an incremental one, from the earliest day of an event (in range) newly loaded
+   into any of `event_relations` (each with event_date, observed_at and is_time_out_of_range) to
+   the end, or no day when nothing was loaded. `this` keeps the days' newest observation in
+   `last_observed_at`. #}
+{% macro changed_days(event_relations) -%}
+    {%- if not is_incremental() -%}
+        1 = 1
+    {%- else -%}
+        {%- set since = incremental_lookback_start('last_observed_at') -%}
+        {%- set query -%}
+            select min(event_date) from (
+            {%- for relation in event_relations %}
+                select min(event_date) as event_date from {{ relation }}
+                where observed_at >= {{ since }} and not is_time_out_of_range
+                {{ "union all" if not loop.last }}
+            {%- endfor %}
+            ) as changed
+        {%- endset -%}
+        {%- set first_day = run_query(query).columns[0].values()[0] if execute else none -%}
+        {%- if first_day is none -%}
+            1 = 0
+        {%- else -%}
+            event_date >= cast('{{ first_day }}' as date)
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
