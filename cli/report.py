@@ -52,6 +52,22 @@ def _posture(columns: str, source: str) -> str:
 
 CHARTS = (
     Chart(
+        "organisation_headline",
+        "The organisation's headline ratios, from its tenants' summed numerators and denominators",
+        """
+        select metric_date, organisation,
+            users_logged_recent, users_has_records, total_users, login_coverage, vault_adoption,
+            benchmarks_resolved, benchmarks_in_scope, benchmark_remediation_rate,
+            signin_failures, signin_attempts, signin_failure_rate, is_partial_day
+        from marts.fct_org_daily_posture
+        where organisation = $organisation and metric_date between $start and $end
+        order by metric_date
+        """,
+        "organisation",
+        ("login_coverage", "vault_adoption", "benchmark_remediation_rate", "signin_failure_rate"),
+        percent=True,
+    ),
+    Chart(
         "login_coverage",
         "Keeper login coverage (logged in within 30 days / all users)",
         _posture("users_logged_recent, total_users, login_coverage", "keeper"),
