@@ -42,17 +42,16 @@ def test_dbt_docs_generate_runs_as_the_readme_says(demo_run):
     (docs,) = [block for block in blocks("sh") if "dbt docs generate" in block]
     (export,) = [line for line in docs.splitlines() if line.startswith("export ")]
     assert export.split("=")[0] == "export POSTURE_DUCKDB_PATH"
-    (generate,) = [line for line in docs.splitlines() if line.startswith("dbt docs generate")]
-    bin_dir = str(Path(sys.executable).parent)
+    (generate,) = [line for line in docs.splitlines() if "dbt docs generate" in line]
+    command = shlex.split(generate)
+    assert command[0] == ".venv/bin/dbt"  # the project's own dbt, which dev.py installs
+    command[0] = str(Path(sys.executable).parent / "dbt")  # the venv running these tests
     env = {
         **os.environ,
         "POSTURE_DUCKDB_PATH": str(demo_run.location.working_db),
-        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
-    out = subprocess.run(
-        shlex.split(generate), cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
-    )
+    out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:]
     catalog = json.loads((ROOT / "dbt_models" / "target" / "catalog.json").read_text())
     documented = {node.split(".")[-1] for node in catalog["nodes"]}
