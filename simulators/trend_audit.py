@@ -13,6 +13,9 @@ a cursor stays valid while the clock moves (events that expire meanwhile are lef
 of a walk is a switch (`newest`, `oldest`, `shuffled`, `grouped`) because the vendor does not
 document it.
 An API key sees one account's events, or every account's when it is mapped to None.
+
+Besides the shared fault switches, `TrendFaults` has the misbehaviours of a vendor's clock and of
+a cache in front of the vendor (`POST /_sim/faults` sets them too).
 """
 
 from __future__ import annotations
@@ -25,11 +28,19 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import accumulate
 from typing import Any
 
-from simulators.server import DEFAULT_START, Request, Response, VendorSimulator, utc_iso
+from simulators.server import (
+    DEFAULT_START,
+    Faults,
+    Request,
+    Response,
+    VendorSimulator,
+    utc_iso,
+)
 
 LOGS_PATH = "/api/logs"
 MAX_LIMIT = 25
@@ -94,6 +105,22 @@ _USER_AGENTS = (
 _NAMES = ("aiko", "ben", "carla", "dmitri", "elena", "farid", "grace", "hiro", "ines", "jonas")
 
 
+@dataclass
+class TrendFaults(Faults):
+    """The shared switches plus Trend's own. Counters apply to the next N matching events or
+    requests, then reset."""
+
+    # The next event logged carries a time this many hours after the clock (a bad event, or a
+    # vendor clock gone wrong); the log keeps its events in time order, so it is served first
+    # in a newest-first read.
+    future_event_hours: float = 0.0
+    # The next N requests with a cursor are answered with the page this API key was served
+    # before, under the `next` cursor the right page has (a stale cache in front of the vendor).
+    stale_pages_next: int = 0
+    # The next N requests are answered with no logs and a new cursor to the same place.
+    empty_pages_next: int = 0
+
+
 class _Account:
     """One Cloud One account's people, roles, keys and invitations (what events refer to)."""
 
@@ -140,6 +167,16 @@ class _View:
     def end(self) -> int:
         return self.dropped + len(self.events)
 
+    def add(self, event: dict[str, Any], moment: datetime) -> None:
+        """Log `event` at its time `moment` (in time order, even when it is not the newest)."""
+        if self.times and moment < self.times[-1]:
+            index = bisect.bisect_right(self.times, moment)
+            self.events.insert(index, event)
+            self.times.insert(index, moment)
+        else:
+            self.events.append(event)
+            self.times.append(moment)
+
     def expire(self, cutoff: datetime) -> None:
         gone = bisect.bisect_left(self.times, cutoff)
         if gone:
@@ -184,6 +221,9 @@ class TrendAuditSimulator(VendorSimulator):
         region: str = "us-1",
     ) -> None:
         super().__init__(seed=seed, start=start)
+        self.faults: TrendFaults = TrendFaults()
+        self._last_page: dict[str | None, list[dict[str, Any]]] = {}  # scope -> logs served last
+        self._detours = 0  # empty pages served, to make each of their cursors new
         if order not in ORDERS:
             raise ValueError(f"order must be one of {', '.join(ORDERS)}")
         self.order = order
@@ -235,9 +275,12 @@ class TrendAuditSimulator(VendorSimulator):
         moments.sort(key=lambda moment: moment[0])
         for moment, account, event_type in moments:
             event = self._event(account, moment, event_type)
+            if self.faults.future_event_hours:
+                moment += timedelta(hours=self.faults.future_event_hours)
+                event["time"] = utc_iso(moment)
+                self.faults.future_event_hours = 0.0
             for key in (None, account.id):
-                self._views[key].events.append(event)
-                self._views[key].times.append(moment)
+                self._views[key].add(event, moment)
 
     def _event(self, account: _Account, moment: datetime, event_type: str | None) -> dict:
         rng = self._world
@@ -380,9 +423,18 @@ class TrendAuditSimulator(VendorSimulator):
             positions, more = walk.grouped_page(view)
         else:
             positions, more = walk.page(self.order)
+        faults = self.faults
+        if faults.empty_pages_next > 0:
+            faults.empty_pages_next -= 1
+            self._detours += 1
+            return Response(200, {"logs": [], "next": walk.encode(detour=self._detours)})
         logs = [self._served(view.events[p - view.dropped]) for p in positions if p >= view.dropped]
         if self.order == "shuffled":
             random.Random(walk.seed * 100_003 + walk.page_no).shuffle(logs)
+        if faults.stale_pages_next > 0 and "cursor" in request.query and scope in self._last_page:
+            faults.stale_pages_next -= 1
+            logs = self._last_page[scope]
+        self._last_page[scope] = logs
         payload: dict[str, Any] = {"logs": logs}
         if more:
             payload["next"] = walk.following().encode()
@@ -450,9 +502,10 @@ class _Walk:
     def following(self) -> _Walk:
         return _Walk(self.scope, self.low, self.high, self.page_no + 1, self.size, self.seed)
 
-    def encode(self) -> str:
+    def encode(self, detour: int = 0) -> str:
+        """The cursor of this position; a `detour` number makes another cursor to it."""
         fields = (self.scope or "*", self.low, self.high, self.page_no, self.size, self.seed)
-        text = "v1:" + ":".join(str(f) for f in fields)
+        text = "v1:" + ":".join(str(f) for f in (*fields, *([detour] if detour else [])))
         return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
     @classmethod
@@ -461,7 +514,9 @@ class _Walk:
         try:
             text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
             version, owner, *numbers = text.split(":")
-            low, high, page_no, size, seed = (int(n) for n in numbers)
+            low, high, page_no, size, seed, *detour = (int(n) for n in numbers)
+            if len(detour) > 1:
+                return None
         except (ValueError, UnicodeDecodeError):
             return None
         if version != "v1" or owner != (scope or "*") or not 0 < size <= MAX_LIMIT:

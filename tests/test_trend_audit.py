@@ -14,20 +14,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import dlt
 import orjson
+import pyarrow as pa
 import pytest
 
 from cli.steps import transform
 from pipelines import registry
-from pipelines.trend_audit import _Walk
-from pipelines.trend_audit.helpers import (
-    OrderWatch,
-    api_key_fields,
-    base_url_for,
-    parse_time,
-    principal_parts,
-    trend_client,
-)
+from pipelines.pipeline import LOADER_FILE_FORMAT, loading_pipeline
+from pipelines.trend_audit.helpers import base_url_for, parse_time
+from pipelines.trend_audit.progress import OrderWatch, ReadProgress
+from pipelines.trend_audit.settings import COLUMNS, PRIMARY_KEY, WRITE_DISPOSITION
 from pipelines.vendor_http import MalformedResponseError, VendorHTTPError, find_vendor_error
 from simulators.server import Request, Response, SimulatorServer
 from simulators.trend_audit import EVENT_TYPES, TrendAuditSimulator
@@ -37,8 +34,7 @@ from warehouse.location import WarehouseLocation
 ACCOUNT = "310442718012"
 OTHER_ACCOUNT = "529901334417"
 BUSINESS_COLUMNS = (
-    "tenant, id, time, event_date, type, description, account_id, principal_urn, "
-    "principal_type, principal_id, api_key_id, api_key_name, details, raw"
+    "tenant, id, time, event_date, type, description, account_id, principal_urn, details, raw"
 )
 
 
@@ -88,14 +84,13 @@ def test_first_load_takes_every_page(trend: SimulatorServer, location, trend_key
     requests_made = load(location, trend, trend_key)
     assert requests_made == full_walk(sim)
     assert loaded_ids(location) == expected_ids(sim)
-    # Columns derived in the source, and what every row says about its load.
-    ((types, days, keys, principals, observed, loads),) = query(
+    # The event's day, and what every row says about its load.
+    ((types, days, observed, loads),) = query(
         location,
-        "select count(distinct type), count(distinct event_date), count(distinct api_key_id), "
-        "count(distinct principal_type), min(observed_at), count(distinct _dlt_load_id) "
-        "from trend_audit.audit_logs",
+        "select count(distinct type), count(distinct event_date), min(observed_at), "
+        "count(distinct _dlt_load_id) from trend_audit.audit_logs",
     )
-    assert types == len(EVENT_TYPES) and days == 8 and keys > 10 and principals == 2
+    assert types == len(EVENT_TYPES) and days == 8
     assert observed == sim.now and loads == 1
     # Nothing the vendor sent is lost: `raw` is the record, `details` its details.
     event = sim.retained_events()[-1]
@@ -288,16 +283,137 @@ def test_a_long_walk_loads_in_parts_and_a_failed_part_keeps_the_ones_before(
         assert loaded_ids(location) == expected_ids(sim)
 
 
-def test_a_stored_cursor_the_vendor_refuses_starts_the_walk_again(
-    trend: SimulatorServer, trend_key: str, caplog
+def test_a_stored_cursor_the_vendor_refuses_starts_the_read_again(location, trend_key: str, caplog):
+    with SimulatorServer(simulator(trend_key, BreaksAt)) as server:
+        sim = server.simulator
+        sim.break_at = sim.requests_served + 30  # a page of the second part
+        with pytest.raises(Exception) as raised:
+            load(location, server, trend_key, max_events=500)
+        assert isinstance(find_vendor_error(raised.value), MalformedResponseError)
+        assert len(loaded_ids(location)) == 500  # the first part, and its cursor, are stored
+    # The same log behind a vendor that no longer knows that cursor (it belongs to another
+    # key's scope there): the read starts again at the top, and nothing is lost or doubled.
+    with SimulatorServer(simulator(trend_key, api_keys={trend_key: ACCOUNT})) as server:
+        with caplog.at_level("WARNING"):
+            load(location, server, trend_key, max_events=500)
+        assert "refused the stored cursor (HTTP 400); reading again from the top" in caplog.text
+        assert loaded_ids(location) == expected_ids(server.simulator)
+
+
+def test_an_event_timed_ahead_of_the_vendor_clock_does_not_end_later_reads_early(
+    trend: SimulatorServer, location, trend_key: str
 ):
-    place = {"cursor": "a-cursor-the-vendor-forgot", "pages": 7, "events": 175}
-    walk = _Walk(trend_client(trend.url, trend_key), 25, {}, set(), timedelta(minutes=15), place)
-    with caplog.at_level("WARNING"):
-        ids = [log["id"] for page, _ in walk.pages() for log in page]
-    assert sorted(ids) == [event_id for _, event_id in expected_ids(trend.simulator)]
-    assert walk.pages_read == full_walk(trend.simulator)
-    assert "refused the stored cursor (HTTP 400)" in caplog.text
+    sim = trend.simulator
+    load(location, trend, trend_key)
+    sim.faults.update(future_event_hours=36)  # the next event logged says it is 36 hours later
+    sim.advance(hours=1)
+    load(location, trend, trend_key)
+    sim.advance(hours=12)  # 200 new events, newest first, behind the future one
+    assert load(location, trend, trend_key) <= math.ceil(200 / 25) + 3  # still stops early
+    assert loaded_ids(location) == expected_ids(sim)
+    # The bad event is stored as the vendor sent it.
+    ahead = query(
+        location,
+        "select count(*) from trend_audit.audit_logs where time > observed_at + interval 1 day",
+    )
+    assert ahead == [(1,)]
+
+
+def test_a_page_repeating_the_previous_one_under_a_new_cursor_is_asked_again(
+    trend: SimulatorServer, location, trend_key: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("pipelines.trend_audit.pagination.REPEATED_PAGE_WAIT_SECONDS", 0.01)
+    sim = trend.simulator
+    sim.faults.update(stale_pages_next=2)  # a stale cache answers twice, then the vendor does
+    assert load(location, trend, trend_key) == full_walk(sim) + 2
+    assert loaded_ids(location) == expected_ids(sim)
+
+
+def test_a_cache_that_keeps_repeating_a_page_fails_the_run_naming_the_endpoint(
+    trend: SimulatorServer, location, trend_key: str, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("pipelines.trend_audit.pagination.REPEATED_PAGE_WAIT_SECONDS", 0.01)
+    sim = trend.simulator
+    load(location, trend, trend_key)
+    before = table(location)
+    sim.advance(days=1)
+    sim.faults.update(stale_pages_next=1_000)
+    with pytest.raises(Exception) as raised:
+        load(location, trend, trend_key)
+    error = find_vendor_error(raised.value)
+    assert isinstance(error, MalformedResponseError)
+    assert "Trend Micro Cloud One: /api/logs" in str(error) and "already read" in str(error)
+    assert table(location) == before  # nothing of the failed run is kept
+    sim.faults.update(stale_pages_next=0)
+    load(location, trend, trend_key)
+    assert loaded_ids(location) == expected_ids(sim)
+
+
+def test_empty_pages_are_followed_within_a_bound(trend: SimulatorServer, location, trend_key: str):
+    sim = trend.simulator
+    sim.faults.update(empty_pages_next=5)
+    assert load(location, trend, trend_key) == full_walk(sim) + 5
+    assert loaded_ids(location) == expected_ids(sim)
+    loaded = loaded_ids(location)
+    sim.advance(hours=6)
+    sim.faults.update(empty_pages_next=100_000)  # an endless run of empty pages
+    with pytest.raises(Exception) as raised:
+        load(location, trend, trend_key)
+    error = find_vendor_error(raised.value)
+    assert isinstance(error, MalformedResponseError)
+    assert "Trend Micro Cloud One: /api/logs" in str(error) and "empty pages" in str(error)
+    assert sim.faults.empty_pages_next > 100_000 - 100
+    assert loaded_ids(location) == loaded
+
+
+def test_a_high_water_mark_ahead_of_the_vendor_clock_is_replaced():
+    # A warehouse whose mark a bad event moved ahead (before such times were distrusted): the
+    # next read does not stop early on it, and its end replaces the mark.
+    clock = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    marks = {ACCOUNT: clock + timedelta(hours=36), OTHER_ACCOUNT: clock - timedelta(hours=1)}
+    progress = ReadProgress(marks, set(marks), timedelta(minutes=15))
+    hour = timedelta(hours=1)
+    for page in range(4):
+        progress.observe_page(
+            [
+                (ACCOUNT, f"a{page}", clock - (2 * page + 1) * hour),
+                (OTHER_ACCOUNT, f"o{page}", clock - (2 * page + 2) * hour),
+            ],
+            clock,
+        )
+        assert not progress.rest_is_loaded
+    assert progress.updated_marks() == {ACCOUNT: clock - hour}
+
+
+def test_a_warehouse_holding_the_columns_the_loader_used_to_derive_still_loads(
+    trend: SimulatorServer, location, trend_key: str
+):
+    # Warehouses loaded before the principal and API key columns were derived in SQL hold them
+    # in the raw table and in dlt's schema; new rows leave them NULL.
+    sim = trend.simulator
+    load(location, trend, trend_key)
+    old_columns = ("principal_type", "principal_id", "api_key_id", "api_key_name")
+    hints = {**COLUMNS, **{name: {"data_type": "text"} for name in old_columns}}
+
+    @dlt.source(name="trend_audit", max_table_nesting=0)
+    def previous_version():
+        row = {"tenant": "t0", "id": "e0", "time": sim.now, "event_date": sim.now.date()}
+        row.update(raw="{}", observed_at=sim.now, principal_type="user", api_key_id="k0")
+        table = pa.Table.from_pylist([row])
+        kwargs = {"write_disposition": WRITE_DISPOSITION, "primary_key": PRIMARY_KEY}
+        yield dlt.resource(table, name="audit_logs", columns=hints, **kwargs)
+
+    with loading_pipeline("trend_audit", location) as pipeline:
+        pipeline.run(previous_version(), loader_file_format=LOADER_FILE_FORMAT)
+    sim.advance(hours=6)
+    load(location, trend, trend_key)
+    assert loaded_ids(location) == sorted([*expected_ids(sim), ("t0", "e0")])
+    ((kept, new_rows_null),) = query(
+        location,
+        "select count(principal_type), count(*) filter (where api_key_id is null) "
+        "from trend_audit.audit_logs",
+    )
+    assert kept == 1 and new_rows_null == len(expected_ids(sim))
 
 
 # The killed run: the source as production runs it, configured from the environment, with small
@@ -443,33 +559,21 @@ def test_region_builds_the_audit_host():
     assert base_url_for("http://127.0.0.1:9", "jp-1") == "http://127.0.0.1:9"
 
 
-def test_principal_and_api_key_fields_are_derived_tolerantly():
-    urn = "urn:cloudone:identity:us-1:310442718012:api-key/k-1"
-    assert principal_parts(urn) == ("api-key", "k-1")
-    assert principal_parts("urn:cloudone:identity:us-1:310442718012:root") == (None, None)
-    assert principal_parts(None) == (None, None)
-    created = "audit.apiKey_created.v1"
-    assert api_key_fields(created, {"apiKeyID": "k-1", "alias": "ci"}) == ("k-1", "ci")
-    assert api_key_fields(created, {"apiKey": {"id": "k-2", "name": "ops"}}) == ("k-2", "ops")
-    assert api_key_fields(created, {"urn": urn}) == ("k-1", None)
-    assert api_key_fields("audit.user_updated.v1", {"apiKeyID": "k-1"}) == (None, None)
-
-
 def test_the_order_watch_needs_evidence_of_newest_first():
     t = [datetime(2026, 1, 1, hour, tzinfo=UTC) for hour in range(4)]
     newest = OrderWatch()
-    newest.see([("d", t[3]), ("c", t[2])])
-    newest.see([("c", t[2]), ("b", t[1])])  # a repeat across a shifted page boundary is fine
+    newest.observe([("d", t[3]), ("c", t[2])])
+    newest.observe([("c", t[2]), ("b", t[1])])  # a repeat across a shifted page boundary is fine
     assert newest.newest_first
     oldest = OrderWatch()
-    oldest.see([("a", t[0]), ("b", t[1])])
+    oldest.observe([("a", t[0]), ("b", t[1])])
     assert not oldest.newest_first
     one = OrderWatch()
-    one.see([("a", t[0])])
+    one.observe([("a", t[0])])
     assert not one.newest_first
     mixed = OrderWatch()
-    mixed.see([("d", t[3]), ("c", t[2])])
-    mixed.see([("a", t[0]), ("b", t[1])])
+    mixed.observe([("d", t[3]), ("c", t[2])])
+    mixed.observe([("a", t[0]), ("b", t[1])])
     assert not mixed.newest_first
 
 
@@ -478,9 +582,18 @@ def test_dbt_marts_answer_who_created_which_key_and_what_is_alive(location, tren
     sim = simulator(trend_key, accounts=(ACCOUNT, OTHER_ACCOUNT))
     with SimulatorServer(sim) as server:
         load(location, server, trend_key)
+        sim.faults.update(future_event_hours=72)  # still ahead when read, two days on
         sim.advance(days=2)
         load(location, server, trend_key)
     transform(location, quiet=True)  # the whole project: the other vendors were never loaded
+    # What the records' fields mean is worked out in SQL: who acted, which key, bad times.
+    ((principal_types, keys, future),) = query(
+        location,
+        "select count(distinct principal_type), count(distinct api_key_id), "
+        "count(*) filter (where is_future_time) from intermediate.int_trend_audit__audit_events",
+    )
+    assert principal_types == 2 and keys > 10 and future == 1
+    today = str(sim.now.date())
     for account in (ACCOUNT, OTHER_ACCOUNT):
         alive = dict(
             query(
@@ -496,7 +609,9 @@ def test_dbt_marts_answer_who_created_which_key_and_what_is_alive(location, tren
             f"where tenant = '{account}') from marts.fct_trend_daily_kpis "
             f"where tenant = '{account}' and event_date = '{sim.now.date()}'",
         )
-        assert alive_today == len(alive) and events_total == len(sim.retained_events(account))
+        # Every event is counted on its day; the one dated after today waits for its day.
+        up_to_today = [e for e in sim.retained_events(account) if e["time"][:10] <= today]
+        assert alive_today == len(alive) and events_total == len(up_to_today)
 
 
 def get_logs(sim: TrendAuditSimulator, key: str, **query: str) -> Response:

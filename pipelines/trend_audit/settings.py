@@ -1,4 +1,5 @@
-"""Trend Micro Cloud One Audit Log API: endpoint, limits, the incremental window, table hints."""
+"""Trend Micro Cloud One Audit Log API: endpoint, limits, the incremental window, guards against a
+misbehaving vendor, table hints."""
 
 from datetime import timedelta
 
@@ -19,18 +20,22 @@ DEFAULT_LOOKBACK = timedelta(minutes=15)
 BATCH_ROWS = 5_000
 # Events one run loads at most: bounds a run's memory; a longer walk goes on in the next run.
 MAX_EVENTS_PER_LOAD = 50_000
-# Answers to a stored cursor that mean the vendor no longer knows it (the walk starts again).
+# Answers to a stored cursor that mean the vendor no longer knows it (reading starts again at the
+# top of the log).
 STALE_CURSOR_STATUSES = (400, 404, 410)
+# A page holding only events this run has already read (a cache in front of the vendor serving
+# the previous page again under a new cursor) is asked for again this many times, after waits of
+# this many seconds doubling each time, before the run fails.
+REPEATED_PAGE_RETRIES = 3
+REPEATED_PAGE_WAIT_SECONDS = 0.5
+# Empty pages in a row that still carry a `next` cursor before the run fails: a vendor may skip
+# an empty stretch, but not forever.
+MAX_EMPTY_PAGES_IN_A_ROW = 20
 
 # The record's documented keys (api-notes); any other top-level key becomes a column of its own.
 KNOWN_KEYS = frozenset(
     ("id", "time", "type", "description", "accountID", "principalURN", "details")
 )
-# Where API key events may carry the key's id and name (the vendor does not document `details`;
-# an `apiKey` object holding the same keys is looked into as well).
-API_KEY_ID_FIELDS = ("apiKeyID", "apiKeyId", "keyID", "id")
-API_KEY_NAME_FIELDS = ("alias", "name", "apiKeyName")
-
 # An event is stored once however often walks return it, and a stored event is never rewritten
 # (it keeps the load and `observed_at` that first brought it). insert-only needs each key once
 # per load (the source drops repeats within a run); unlike delete-insert's dedup window it also
@@ -46,10 +51,6 @@ COLUMNS = {
     "description": {"data_type": "text"},
     "account_id": {"data_type": "text"},
     "principal_urn": {"data_type": "text"},
-    "principal_type": {"data_type": "text"},
-    "principal_id": {"data_type": "text"},
-    "api_key_id": {"data_type": "text"},
-    "api_key_name": {"data_type": "text"},
     "details": {"data_type": "text"},
     "raw": {"data_type": "text", "nullable": False},
     "observed_at": {"data_type": "timestamp", "nullable": False},

@@ -23,11 +23,8 @@ trend as (
         event_at,
         event_date,
         is_time_out_of_range,
-        case
-            when event_type in ('audit.user-signed-in.v1', 'audit.user-signed-out.v1')
-                then 'Authentication'
-            else 'Account Change'
-        end as ocsf_class,
+        case when is_sign_in or is_sign_out then 'Authentication' else 'Account Change' end
+            as ocsf_class,
         coalesce(principal_id, principal_urn) as actor,
         event_type as action,
         'success' as outcome,  -- the audit log records what was done
@@ -35,7 +32,7 @@ trend as (
         cast(null as {{ dbt.type_string() }}) as source_ip,
         observed_at,
         load_id
-    from {{ ref('stg_trend_audit__audit_logs') }}
+    from {{ ref('int_trend_audit__audit_events') }}
     where {{ newly_loaded("source_table = 'audit_logs'") }}
 
 ),

@@ -21,12 +21,6 @@ renamed as (
 
         ---------- who acted
         cast(principal_urn as {{ dbt.type_string() }}) as principal_urn,
-        cast(principal_type as {{ dbt.type_string() }}) as principal_type,
-        cast(principal_id as {{ dbt.type_string() }}) as principal_id,
-
-        ---------- which API key (apiKey events)
-        cast(api_key_id as {{ dbt.type_string() }}) as api_key_id,
-        cast(api_key_name as {{ dbt.type_string() }}) as api_key_name,
 
         ---------- as sent (JSON text)
         cast(details as {{ dbt.type_string() }}) as details_json,
