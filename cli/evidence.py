@@ -120,7 +120,7 @@ order by tenants.organisation, actions.tenant, actions.occurred_at, actions.even
         "and when.",
         f"""
 select tenants.organisation, events.tenant, events.event_at, events.event_type,
-    logs.principal_type, logs.principal_id, events.principal_urn, events.api_key_name,
+    events.principal_type, events.principal_id, events.principal_urn, events.api_key_name,
     logs.event_description, events.event_id, logs.load_id, logs.observed_at
 from intermediate.int_trend_audit__audit_events as events
 {_tenants("trend", "events")}
