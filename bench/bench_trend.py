@@ -119,9 +119,9 @@ class PageServer:
         """The status and body for `GET target`."""
         if authorization != self.authorization:
             return 401, b'{"message": "Invalid API key"}'
-        parts = urlsplit(target)
-        cursor = parse_qs(parts.query).get("cursor", [None])[-1]
-        page = self.pages.get(cursor) if parts.path == "/api/logs" else None
+        request_url = urlsplit(target)
+        cursor = parse_qs(request_url.query).get("cursor", [None])[-1]
+        page = self.pages.get(cursor) if request_url.path == "/api/logs" else None
         return (200, page) if page is not None else (400, b'{"message": "Invalid cursor"}')
 
 

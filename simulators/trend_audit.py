@@ -7,11 +7,11 @@ Contract (shared api-notes, Trend Micro section): `Api-Version: v1` and `Authori
 
 The log grows as the simulated clock advances (`events_per_day` per account, spread evenly over
 the day in hourly steps) and forgets events older than `retention_days`. At `start` it already
-holds `history_days` of events. A walk is over a snapshot of the log taken at its first page: the
-cursor carries the snapshot's bounds, so events logged during a walk wait for the next walk and
-a cursor stays valid while the clock moves (events that expire meanwhile are left out). The order
-of a walk is a switch (`newest`, `oldest`, `shuffled`, `grouped`) because the vendor does not
-document it.
+holds `history_days` of events. A read (the pages from a request without a cursor to the last
+one) is over a snapshot of the log taken at its first page: the cursor carries the snapshot's
+bounds, so events logged during a read wait for the next read and a cursor stays valid while
+the clock moves (events that expire meanwhile are left out). The order of a read is a switch
+(`newest`, `oldest`, `shuffled`, `grouped`) because the vendor does not document it.
 An API key sees one account's events, or every account's when it is mapped to None.
 
 Besides the shared fault switches, `TrendFaults` has the misbehaviours of a vendor's clock and of
@@ -193,7 +193,7 @@ class TrendAuditSimulator(VendorSimulator):
         api_keys: key -> the account it belongs to, or None for a key that sees every account.
         events_per_day: events logged a day in each account.
         history_days: days of events already in the log at `start`.
-        order: the order of a walk: `newest` first, `oldest` first, `shuffled` (pages in a
+        order: the order of a read: `newest` first, `oldest` first, `shuffled` (pages in a
             scrambled order and records shuffled within each page), or `grouped` (one account's
             events after another's, each account's newest first).
         max_requests_per_second: above this rate a request is answered 429 (0: no limit).
@@ -244,7 +244,7 @@ class TrendAuditSimulator(VendorSimulator):
         self._views.update({a: _View() for a in self.accounts})
         self._carry = 0.0
         self._recent: deque[float] = deque()  # monotonic times of the last second's requests
-        self._walks = 0
+        self._reads_started = 0
         self.now = start - timedelta(days=history_days)
         self.evolve(start)
 
@@ -388,8 +388,12 @@ class TrendAuditSimulator(VendorSimulator):
         return dict(self.accounts[account].api_keys)
 
     def state(self) -> dict[str, Any]:
-        """Clock, request count, events in the log and walks started."""
-        return {**super().state(), "events": len(self._views[None].events), "walks": self._walks}
+        """Clock, request count, events in the log and reads started."""
+        return {
+            **super().state(),
+            "events": len(self._views[None].events),
+            "reads": self._reads_started,
+        }
 
     # -- HTTP ---------------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:
@@ -413,31 +417,33 @@ class TrendAuditSimulator(VendorSimulator):
             return _error(400, "limit must be an integer from 1 to 25")
         view = self._views[scope]
         if "cursor" in request.query:
-            walk = _Walk.decode(request.query["cursor"], scope)
-            if walk is None:
+            cursor_at = _CursorPosition.decode(request.query["cursor"], scope)
+            if cursor_at is None:
                 return _error(400, "Invalid cursor")
         else:
-            self._walks += 1
-            walk = _Walk(scope, view.dropped, view.end, 0, limit, self._walks)
+            self._reads_started += 1
+            cursor_at = _CursorPosition(
+                scope, view.dropped, view.end, 0, limit, self._reads_started
+            )
         if self.order == "grouped":
-            positions, more = walk.grouped_page(view)
+            positions, more = cursor_at.grouped_page(view)
         else:
-            positions, more = walk.page(self.order)
+            positions, more = cursor_at.page(self.order)
         faults = self.faults
         if faults.empty_pages_next > 0:
             faults.empty_pages_next -= 1
             self._detours += 1
-            return Response(200, {"logs": [], "next": walk.encode(detour=self._detours)})
+            return Response(200, {"logs": [], "next": cursor_at.encode(detour=self._detours)})
         logs = [self._served(view.events[p - view.dropped]) for p in positions if p >= view.dropped]
         if self.order == "shuffled":
-            random.Random(walk.seed * 100_003 + walk.page_no).shuffle(logs)
+            random.Random(cursor_at.seed * 100_003 + cursor_at.page_no).shuffle(logs)
         if faults.stale_pages_next > 0 and "cursor" in request.query and scope in self._last_page:
             faults.stale_pages_next -= 1
             logs = self._last_page[scope]
         self._last_page[scope] = logs
         payload: dict[str, Any] = {"logs": logs}
         if more:
-            payload["next"] = walk.following().encode()
+            payload["next"] = cursor_at.following().encode()
         return Response(200, payload)
 
     def _served(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -466,8 +472,8 @@ class TrendAuditSimulator(VendorSimulator):
         return Response(429, {"message": "Too many requests"}, headers)
 
 
-class _Walk:
-    """One walk's position: the snapshot `[low, high)` of absolute positions it covers, its page
+class _CursorPosition:
+    """Where a read stands: the snapshot `[low, high)` of absolute positions it covers, its page
     number and size, and a seed for the shuffled order. Encoded opaquely in the cursor."""
 
     def __init__(
@@ -480,7 +486,7 @@ class _Walk:
         """The positions of this page (in serving order) and whether a page follows."""
         pages = max(1, math.ceil((self.high - self.low) / self.size))
         block = self.page_no
-        if order == "shuffled":  # an affine permutation of the pages, different per walk
+        if order == "shuffled":  # an affine permutation of the pages, different per read
             step = self.seed % pages or 1
             while math.gcd(step, pages) != 1:
                 step += 1
@@ -499,8 +505,10 @@ class _Walk:
         start = self.page_no * self.size
         return ordered[start : start + self.size], start + self.size < len(ordered)
 
-    def following(self) -> _Walk:
-        return _Walk(self.scope, self.low, self.high, self.page_no + 1, self.size, self.seed)
+    def following(self) -> _CursorPosition:
+        return _CursorPosition(
+            self.scope, self.low, self.high, self.page_no + 1, self.size, self.seed
+        )
 
     def encode(self, detour: int = 0) -> str:
         """The cursor of this position; a `detour` number makes another cursor to it."""
@@ -509,8 +517,8 @@ class _Walk:
         return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
     @classmethod
-    def decode(cls, cursor: str, scope: str | None) -> _Walk | None:
-        """The walk in `cursor`, or None when it is not a cursor of this key's walks."""
+    def decode(cls, cursor: str, scope: str | None) -> _CursorPosition | None:
+        """The position in `cursor`, or None when it is not a cursor of this key's reads."""
         try:
             text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
             version, owner, *numbers = text.split(":")

@@ -100,14 +100,14 @@ def trend_audit(
         or `max_events`; keep the place, or move the high-water marks, in `state`."""
         # {tenant: RFC 3339 time of its newest loaded event}; committed with a successful load.
         high_water_marks: dict[str, str] = state.setdefault("high_water", {})
-        # {API key fingerprint: tenants its last complete read met}; a key that sees one
+        # {API key fingerprint: tenants its last complete read met}; a key that reads one
         # account must not wait to meet the others' events.
         tenants_by_key: dict[str, list[str]] = state.setdefault("tenants_by_key", {})
-        marks = {name: parse_time(moment) for name, moment in high_water_marks.items()}
-        expected = set(tenants_by_key.get(key_id, marks))
+        newest_loaded = {name: parse_time(moment) for name, moment in high_water_marks.items()}
+        expected = set(tenants_by_key.get(key_id, newest_loaded))
         resume = resume or {}
         pages = LogPages(client, page_limit, resume.get("cursor"), resume.get("last_page_ids", ()))
-        progress = ReadProgress(marks, expected, lookback, resume)
+        progress = ReadProgress(newest_loaded, expected, lookback, resume)
         rows = AuditLogRows(default_tenant)
         for page in pages:
             events = [rows.add(record, page.observed_at) for record in page.logs]

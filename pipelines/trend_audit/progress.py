@@ -116,15 +116,15 @@ class ReadProgress:
                 tenant,
                 self.high_water_marks.pop(tenant).isoformat(),
             )
-        marks = self.high_water_marks.values()
-        self.cutoff = min(marks) - self.lookback if marks else None
+        known = self.high_water_marks.values()
+        self.cutoff = min(known) - self.lookback if known else None
 
     def updated_marks(self) -> dict[str, datetime]:
         """The marks to store once this read has reached its end: each tenant met gets its
         newest trusted time, unless its trusted mark is newer (a mark ahead of the vendor's
         clock was dropped at the first page, so it is replaced)."""
-        marks = self.high_water_marks
-        return {t: n for t, n in self.newest.items() if t not in marks or marks[t] < n}
+        known = self.high_water_marks
+        return {t: n for t, n in self.newest.items() if t not in known or known[t] < n}
 
 
 class OrderWatch:

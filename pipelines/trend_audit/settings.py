@@ -15,10 +15,10 @@ REGION_URL = "https://audit.{region}.cloudone.trendmicro.com"
 # Events older than a tenant's newest loaded event minus this window are taken to be loaded
 # already: it must exceed the vendor's delay between an action and its event in the log.
 DEFAULT_LOOKBACK = timedelta(minutes=15)
-# Rows per Arrow table handed to dlt: big enough to make dlt's per-item cost vanish, small
-# enough to keep memory flat however long the walk is.
+# Rows per Arrow table given to dlt: big enough to make dlt's per-item cost vanish, small
+# enough to keep memory flat however long the read is.
 BATCH_ROWS = 5_000
-# Events one run loads at most: bounds a run's memory; a longer walk goes on in the next run.
+# Events one run loads at most: bounds a run's memory; a longer read goes on in the next run.
 MAX_EVENTS_PER_LOAD = 50_000
 # Answers to a stored cursor that mean the vendor no longer knows it (reading starts again at the
 # top of the log).
@@ -36,7 +36,7 @@ MAX_EMPTY_PAGES_IN_A_ROW = 20
 KNOWN_KEYS = frozenset(
     ("id", "time", "type", "description", "accountID", "principalURN", "details")
 )
-# An event is stored once however often walks return it, and a stored event is never rewritten
+# An event is stored once however often reads return it, and a stored event is never rewritten
 # (it keeps the load and `observed_at` that first brought it). insert-only needs each key once
 # per load (the source drops repeats within a run); unlike delete-insert's dedup window it also
 # runs within a DuckDB memory limit.
