@@ -218,27 +218,28 @@ def _loads(table: Any) -> list[dict[str, Any]]:
     """The loads a file's rows came from: id, rows and the observed-at range of each."""
     if "load_id" not in table.column_names:
         return []
-    loads: dict[str, dict[str, Any]] = {}
-    for row in table.select(["load_id", "observed_at"]).to_pylist():
-        entry = loads.setdefault(
-            row["load_id"], {"load_id": row["load_id"], "rows": 0, "observed_at": set()}
-        )
-        entry["rows"] += 1
-        if row["observed_at"] is not None:
-            entry["observed_at"].add(row["observed_at"])
-    return [
-        {
-            "load_id": entry["load_id"],
-            "rows": entry["rows"],
-            "first_observed_at": min(entry["observed_at"]).isoformat()
-            if entry["observed_at"]
-            else None,
-            "last_observed_at": max(entry["observed_at"]).isoformat()
-            if entry["observed_at"]
-            else None,
-        }
-        for entry in sorted(loads.values(), key=lambda e: str(e["load_id"]))
-    ]
+    import pyarrow.compute as pc
+
+    every_row = pc.CountOptions(mode="all")  # a row without a load id is counted too
+    loads = table.group_by("load_id").aggregate(
+        [("load_id", "count", every_row), ("observed_at", "min"), ("observed_at", "max")]
+    )
+    return sorted(
+        (
+            {
+                "load_id": row["load_id"],
+                "rows": row["load_id_count"],
+                "first_observed_at": _iso(row["observed_at_min"]),
+                "last_observed_at": _iso(row["observed_at_max"]),
+            }
+            for row in loads.to_pylist()
+        ),
+        key=lambda load: str(load["load_id"]),
+    )
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def verify_evidence(folder: Path) -> int:
