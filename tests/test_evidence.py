@@ -53,9 +53,11 @@ def test_the_demo_pack_matches_the_warehouse_and_verifies(demo_run, capsys):
         assert len(published(demo_run.location, sql)) == entry["rows"]
 
     coverage = csv_rows(pack / "keeper_login_coverage_vault_adoption.csv")
-    assert [row["snapshot_date"] for row in coverage] == [
-        f"{first + timedelta(days=n)}" for n in range((last - first).days + 1)
-    ]
+    every_day = [f"{first + timedelta(days=n)}" for n in range((last - first).days + 1)]
+    keeper_tenants = {row["tenant"] for row in coverage}
+    assert keeper_tenants
+    for tenant in keeper_tenants:  # one row per Keeper tenant and day, none missing
+        assert [row["snapshot_date"] for row in coverage if row["tenant"] == tenant] == every_day
     for row in coverage:
         assert int(row["users_logged_recent"]) / int(row["total_users"]) == pytest.approx(
             float(row["login_coverage"])
