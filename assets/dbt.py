@@ -10,6 +10,7 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from assets.schedules import WRITER_POOL
+from warehouse.engine import dbt_environment
 from warehouse.location import WarehouseLocation
 from warehouse.publish import recording_build
 from warehouse.writer import writer_turn
@@ -26,6 +27,7 @@ def dbt_project() -> DbtProject:
 def point_dbt_at(location: WarehouseLocation) -> None:
     """Aim dbt (profile and executable) at this warehouse's working file, for this process."""
     os.environ[DUCKDB_PATH_ENV] = str(location.working_db)
+    os.environ.update(dbt_environment())  # the engine's output of the profile
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     bin_dir = str(Path(sys.executable).parent)  # dagster-dbt runs `dbt` from PATH
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):

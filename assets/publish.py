@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.schedules import WRITER_POOL
+from warehouse.engine import DUCKLAKE, LAKE_PUBLISH_NOTE, ducklake_settings
 from warehouse.location import WarehouseLocation
 from warehouse.publish import publish
 
@@ -21,6 +22,8 @@ def build_publish_asset(
         description="Read-only copy of the warehouse that BI tools and analysts open.",
     )
     def published_warehouse() -> dg.MaterializeResult:
+        if ducklake_settings():
+            return dg.MaterializeResult(metadata={"engine": DUCKLAKE, "note": LAKE_PUBLISH_NOTE})
         result = publish(location)
         return dg.MaterializeResult(
             metadata={

@@ -9,13 +9,14 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 from pipelines.registry import SOURCES
 from warehouse.location import DATA_DIR_ENV, current_location
 
+AS_OF_HELP = "what the warehouse said at this time (DuckLake engine only)"
 BENCHMARK_STATUSES = ("RESOLVED", "UNRESOLVED", "IGNORED")  # what set_security_benchmarks takes
 MAX_KPI_DAYS = 36_525  # a century: more than any warehouse holds, well within DuckDB's dates
 
@@ -54,13 +55,13 @@ def _publish(args: argparse.Namespace) -> None:
 def _kpis(args: argparse.Namespace) -> None:
     from cli.steps import print_kpis
 
-    print_kpis(current_location(), days=args.days, tenant=args.tenant)
+    print_kpis(current_location(), days=args.days, tenant=args.tenant, as_of=args.as_of)
 
 
 def _sql(args: argparse.Namespace) -> None:
     from cli.steps import print_sql
 
-    print_sql(current_location(), args.query, max_rows=args.max_rows)
+    print_sql(current_location(), args.query, max_rows=args.max_rows, as_of=args.as_of)
 
 
 def _report(args: argparse.Namespace) -> None:
@@ -132,6 +133,16 @@ def _date(value: str) -> date:
         raise argparse.ArgumentTypeError(f"{value!r} is not a date like 2026-01-31") from None
 
 
+def _timestamp(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a timestamp (like 2026-01-15T08:00:00Z; UTC when no zone is given)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _benchmark_id(value: str) -> str:
     if not value.startswith("SB_") or not value.replace("_", "").isalnum():
         raise argparse.ArgumentTypeError(
@@ -177,12 +188,14 @@ def build_parser() -> argparse.ArgumentParser:
     kpis = command("kpis", _kpis, "print the daily KPI table from the published warehouse")
     kpis.add_argument("--days", type=_kpi_days, default=7, help="last N days (default 7)")
     kpis.add_argument("--tenant", help="only this tenant")
+    kpis.add_argument("--as-of", type=_timestamp, help=AS_OF_HELP)
 
     sql = command("sql", _sql, "run a read-only SQL query on the published warehouse")
     sql.add_argument("query")
     sql.add_argument(
         "--max-rows", type=_positive, default=1000, help="rows to print at most (default 1000)"
     )
+    sql.add_argument("--as-of", type=_timestamp, help=AS_OF_HELP)
 
     report = command("report", _report, "write the posture trends as one self-contained HTML page")
     report.add_argument("--org", help="only this organisation (default: every one)")

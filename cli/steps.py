@@ -6,6 +6,7 @@ Each prints a short progress line; heavy libraries are imported here, not at CLI
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 from warehouse.location import WarehouseLocation
@@ -97,20 +98,30 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
 
 
 def publish_step(location: WarehouseLocation, quiet: bool = False, force: bool = False) -> None:
-    """Publish the read-only copy (a failed build only if `force`); prints where it is."""
+    """Publish the read-only copy (a failed build only if `force`); prints where it is. On
+    DuckLake there is nothing to copy: readers attach the lake."""
+    from warehouse.engine import LAKE_PUBLISH_NOTE, ducklake_settings
     from warehouse.publish import publish
+
+    if ducklake_settings():
+        if not quiet:
+            print(LAKE_PUBLISH_NOTE)
+        return
 
     result = publish(location, force=force)
     if not quiet:
         print(f"published {result.path} ({result.bytes / 1e6:.1f} MB, {result.seconds:.2f} s)")
 
 
-def print_kpis(location: WarehouseLocation, days: int, tenant: str | None = None) -> None:
-    """Print each vendor's headline KPIs for its last `days` days (published warehouse)."""
+def print_kpis(
+    location: WarehouseLocation, days: int, tenant: str | None = None, as_of: datetime | None = None
+) -> None:
+    """Print each vendor's headline KPIs for its last `days` days (published warehouse, or the
+    lake as of `as_of`)."""
     from cli.output import print_query
-    from warehouse.connection import connect_published
+    from warehouse.engine import connect_reader
 
-    with connect_published(location) as con:
+    with connect_reader(location, as_of) as con:
         for source, (title, columns) in KPI_VIEWS.items():
             where = (
                 "where source = ? and (? is null or tenant = ?) and metric_date > "
@@ -131,12 +142,15 @@ def print_kpis(location: WarehouseLocation, days: int, tenant: str | None = None
                 )
 
 
-def print_sql(location: WarehouseLocation, query: str, max_rows: int) -> None:
-    """Run one read-only query on the published warehouse and print up to `max_rows` rows."""
+def print_sql(
+    location: WarehouseLocation, query: str, max_rows: int, as_of: datetime | None = None
+) -> None:
+    """Run one read-only query on the published warehouse (or the lake as of `as_of`) and print
+    up to `max_rows` rows."""
     from cli.output import print_query
-    from warehouse.connection import connect_published
+    from warehouse.engine import connect_reader
 
-    with connect_published(location) as con:
+    with connect_reader(location, as_of) as con:
         statements = con.extract_statements(query)
         kinds = [statement.type.name for statement in statements]
         # The sandboxed connection still lets DuckDB write its own log beside the file it opened

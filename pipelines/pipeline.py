@@ -15,6 +15,7 @@ from dlt.common.runtime.collector import NullCollector
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from warehouse.connection import loader_connection, working_catalog
+from warehouse.engine import ducklake_settings
 from warehouse.location import WarehouseLocation, current_location
 
 if TYPE_CHECKING:
@@ -90,15 +91,20 @@ def make_pipeline(
     # One load job at a time: DuckDB has one writer, and jobs run side by side share the loads'
     # small buffer pool, run out of it and are retried (or fail once retries are used up).
     dlt.config[f"{name}.load.workers"] = 1
-    if connection is None:
-        credentials = DuckDbCredentials(str(location.working_db))
+    if lake := ducklake_settings():
+        from warehouse.ducklake import dlt_destination
+
+        destination = dlt_destination(lake)
+    elif connection is None:
+        destination = dlt.destinations.duckdb(DuckDbCredentials(str(location.working_db)))
     else:  # each session dlt clones from it must default to the attached file, too
         catalog = working_catalog(location)
         credentials = DuckDbCredentials(connection, local_config={"schema": f"{catalog}.main"})
+        destination = dlt.destinations.duckdb(credentials)
     return dlt.pipeline(
         pipeline_name=name,
         pipelines_dir=str(location.pipelines_dir),
-        destination=dlt.destinations.duckdb(credentials),
+        destination=destination,
         dataset_name=name,
         progress=ReleaseFreedMemory(),
     )
@@ -117,6 +123,9 @@ def loading_pipeline(
     their own (`map_large_blocks`)."""
     location = (location or current_location()).ensure()
     map_large_blocks()
+    if ducklake_settings():  # the lake takes writers side by side: no file, no writer turn
+        yield make_pipeline(name, location, row_ids)
+        return
     with loader_connection(location, memory_limit) as connection:
         yield make_pipeline(name, location, row_ids, connection)
 

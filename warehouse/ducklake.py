@@ -1,0 +1,146 @@
+"""The DuckLake engine: its extensions, how loads, dbt and readers attach the lake.
+
+Every process attaches the same lake under the same name (`LAKE`), its catalog tables in the
+PostgreSQL schema `METADATA_SCHEMA`, so a query written for one (`marts.fct_daily_posture`
+after `USE lake`) reads the same in all of them and in a BI tool.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import shlex
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from .engine import DuckLakeSettings
+
+if TYPE_CHECKING:
+    from dlt.common.destination import Destination
+
+LAKE = "lake"  # the name the lake is attached as, everywhere
+METADATA_SCHEMA = "posture_lake"  # the PostgreSQL schema that holds the lake's catalog
+# DuckDB's extensions for the lake, from the PyPI wheels that carry them: (wheel package, name).
+EXTENSIONS = (
+    ("duckdb_extension_ducklake", "ducklake"),
+    ("duckdb_extension_postgres_scanner", "postgres_scanner"),
+)
+
+
+@functools.cache
+def install_extensions() -> None:
+    """Install the lake's extensions into DuckDB's extension folder from the wheels' files, once
+    per process; `LOAD` and `ATTACH 'ducklake:…'` then need no network (none is tried)."""
+    with duckdb.connect(config={"autoinstall_known_extensions": False}) as con:
+        installed = {
+            name
+            for (name,) in con.execute(
+                "select extension_name from duckdb_extensions() where installed"
+            ).fetchall()
+        }
+        for package, name in EXTENSIONS:
+            if name in installed:
+                continue
+            folder = importlib.resources.files(package) / "extensions" / f"v{duckdb.__version__}"
+            path = folder / f"{name}.duckdb_extension"
+            if not path.is_file():
+                raise RuntimeError(
+                    f"the {package} wheel has no {name} extension for DuckDB {duckdb.__version__}: "
+                    "install the versions pinned in constraints.txt"
+                )
+            con.execute(f"INSTALL {_quote(str(path))}")
+
+
+def attach_target(lake: DuckLakeSettings) -> str:
+    """The path a DuckDB `ATTACH` names for the lake."""
+    return f"ducklake:postgres:{lake.catalog}"
+
+
+def attach_sql(
+    lake: DuckLakeSettings, read_only: bool = False, as_of: datetime | None = None
+) -> str:
+    """`ATTACH` of the lake as `LAKE`; read-only readers may pin the commit current at
+    `as_of`."""
+    options = [f"METADATA_SCHEMA {_quote(METADATA_SCHEMA)}"]
+    if read_only:
+        options.append("READ_ONLY")
+    else:  # the lake is created on first attach with this data path; later ones read it
+        options.append(f"DATA_PATH {_quote(lake.data_path)}")
+    if as_of is not None:
+        moment = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+        options.append(f"SNAPSHOT_TIME {_quote(moment.isoformat())}")
+    return f"ATTACH {_quote(attach_target(lake))} AS {LAKE} ({', '.join(options)})"
+
+
+# What a reader's SQL may reach on the lake: its own tables and nothing else (no other file or
+# URL, no settings change), as for the published copy (`warehouse.connection`).
+_READER_LOCKDOWN = ("SET enable_external_access = false", "SET lock_configuration = true")
+
+
+def connect_lake_reader(
+    lake: DuckLakeSettings, as_of: datetime | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the lake, sandboxed like the published copy's, in a
+    transaction on one snapshot: the commit current at `as_of`, or the newest."""
+    install_extensions()
+    con = duckdb.connect(
+        config={
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            "temp_directory": "",  # no spill folder a query could write
+        }
+    )
+    try:
+        for _, name in EXTENSIONS:
+            con.execute(f"LOAD {name}")
+        con.execute(attach_sql(lake, read_only=True, as_of=as_of))
+        con.execute(f"USE {LAKE}")
+        if "://" not in lake.data_path:  # a local data path stays readable, nothing else
+            con.execute(f"SET allowed_directories = [{_quote(lake.data_path)}]")
+        for statement in _READER_LOCKDOWN:
+            con.execute(statement)
+        con.execute("BEGIN TRANSACTION")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def dlt_destination(lake: DuckLakeSettings) -> Destination[Any, Any]:
+    """dlt's `ducklake` destination on this lake (extensions installed first)."""
+    import dlt
+    from dlt.common.configuration.specs import ConnectionStringCredentials
+    from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
+
+    install_extensions()
+    credentials = DuckLakeCredentials(
+        LAKE,
+        metadata_schema=METADATA_SCHEMA,
+        catalog=ConnectionStringCredentials(_libpq_to_url_parts(lake.catalog)),
+        storage=lake.data_path,
+    )
+    return dlt.destinations.ducklake(credentials=credentials)
+
+
+# libpq keywords with a place of their own in a connection URL; any other goes in its query.
+_URL_PARTS = {"dbname": "database", "host": "host", "port": "port", "user": "username"}
+
+
+def _libpq_to_url_parts(catalog: str) -> dict[str, Any]:
+    """A libpq `key=value …` string as the parts of the `postgres://` URL dlt attaches with."""
+    parts: dict[str, Any] = {"drivername": "postgres", "query": {}}
+    for word in shlex.split(catalog):
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise ValueError("POSTURE_DUCKLAKE_CATALOG must be libpq key=value pairs")
+        if key in _URL_PARTS:
+            parts[_URL_PARTS[key]] = int(value) if key == "port" else value
+        else:
+            parts["query"][key] = value
+    return parts
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
