@@ -11,6 +11,7 @@ Every install takes the exact versions in constraints.txt.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import shutil
@@ -33,13 +34,21 @@ QUIET_ENV = {
 DAGSTER_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
 
 
-# Debian packages the tests need, each with the program that shows it is installed.
-SYSTEM_PACKAGES = {"chromium": "chromium"}
+# Debian packages the tests need, each with the program (or a file, as a glob: PostgreSQL's
+# server programs are not on PATH) that shows it is installed.
+SYSTEM_PACKAGES = {
+    "chromium": "chromium",
+    "postgresql": "/usr/lib/postgresql/*/bin/initdb",  # the DuckLake engine's catalog server
+}
 
 
 def ensure_system_packages() -> None:
     """Install with apt-get (as root) the Debian packages the tests need whose program is absent."""
-    missing = [name for name, program in SYSTEM_PACKAGES.items() if not shutil.which(program)]
+    missing = [
+        name
+        for name, probe in SYSTEM_PACKAGES.items()
+        if not (shutil.which(probe) or glob.glob(probe))
+    ]
     if not missing or os.geteuid() != 0 or not shutil.which("apt-get"):
         return
     print(f"installing {', '.join(missing)} (apt-get) ...", flush=True)

@@ -1,0 +1,231 @@
+"""The DuckLake engine against a real PostgreSQL catalog: the same sources, models and CLI, two
+loads at once, readers that are never blocked and never see half a load, time travel, and a
+killed load run again."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from cli.steps import load_source, transform
+from simulators.server import SimulatorServer
+from simulators.trend_audit import TrendAuditSimulator
+from tests.conftest import files_containing
+from tests.postgres_server import PostgresServer
+from warehouse.ducklake import connect_lake_reader
+from warehouse.engine import (
+    CATALOG_ENV,
+    DATA_PATH_ENV,
+    DUCKLAKE,
+    WAREHOUSE_ENV,
+    DuckLakeSettings,
+    ducklake_settings,
+)
+
+PROJECT = Path(__file__).resolve().parent.parent
+TREND_COUNT = "select count(*) from trend_audit.audit_logs"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session, on a free loopback port."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def lake(
+    postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> DuckLakeSettings:
+    """The DuckLake engine chosen through the environment, on a database of its own, with its
+    password where libpq reads it."""
+    monkeypatch.setenv(WAREHOUSE_ENV, DUCKLAKE)
+    monkeypatch.setenv(CATALOG_ENV, postgres.create_database(f"lake_{secrets.token_hex(4)}"))
+    monkeypatch.setenv(DATA_PATH_ENV, str(tmp_path / "lake-data"))
+    monkeypatch.setenv("PGPASSWORD", postgres.password)
+    return ducklake_settings()
+
+
+def lake_rows(lake: DuckLakeSettings, sql: str) -> list[tuple]:
+    with connect_lake_reader(lake) as con:
+        return con.execute(sql).fetchall()
+
+
+def posture(location, *args: str) -> subprocess.Popen:
+    """`posture ARGS` in a process of its own, on this warehouse."""
+    env = {**os.environ, "POSTURE_DATA_DIR": str(location.data_dir)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args],
+        cwd=PROJECT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+# A reader in its own process: counts the Trend Micro events over and over until told to stop,
+# printing when each query started and ended and what it saw.
+READER = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    from warehouse.engine import connect_reader
+    stop = Path(sys.argv[1])
+    while not stop.exists():
+        started = time.time()
+        with connect_reader() as con:
+            (count,) = con.execute(sys.argv[2]).fetchone()
+        print(json.dumps([started, time.time(), count]), flush=True)
+    """
+)
+
+
+def test_three_sources_on_the_lake_side_by_side_with_a_reader_and_time_travel(
+    keeper_env: SimulatorServer,
+    trend_env: SimulatorServer,
+    onepassword_env: SimulatorServer,
+    keeper_token: str,
+    trend_key: str,
+    onepassword_token: str,
+    location,
+    lake: DuckLakeSettings,
+    capsys,
+):
+    load_source("keeper", location, quiet=True)
+    load_source("trend", location, quiet=True)
+    ((before,),) = lake_rows(lake, TREND_COUNT)
+    assert before == len(trend_env.simulator.retained_events())
+    moment = datetime.now(UTC)
+    time.sleep(0.05)
+
+    # Two loads of different sources at once, each in its own process, and a reader in a third.
+    trend_env.simulator.advance(hours=12)
+    stop = location.data_dir / "stop-reading"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(stop), TREND_COUNT],
+        cwd=PROJECT,
+        env={**os.environ, "PYTHONPATH": str(PROJECT)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    loads_started = time.time()
+    loads = [posture(location, "load", source) for source in ("trend", "onepassword")]
+    for process in loads:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-2000:]
+    loads_ended = time.time()
+    stop.touch()
+    seen, _ = reader.communicate(timeout=60)
+    assert reader.returncode == 0
+
+    ((after,),) = lake_rows(lake, TREND_COUNT)
+    assert after == len(trend_env.simulator.retained_events()) > before
+    ids = lake_rows(lake, "select id from trend_audit.audit_logs order by id")
+    assert [i for (i,) in ids] == sorted(e["id"] for e in trend_env.simulator.retained_events())
+    reads = [json.loads(line) for line in seen.splitlines()]
+    assert {count for _, _, count in reads} <= {before, after}  # never half a load
+    # Never blocked: reads began and finished while the loads were writing.
+    assert any(loads_started < start and end < loads_ended for start, end, _ in reads)
+    ((signins,),) = lake_rows(lake, "select count(*) from onepassword_events.signin_attempts")
+    assert signins > 0
+
+    # The same dbt models build on the lake; the same CLI reads them.
+    transform(location, quiet=True)
+    capsys.readouterr()
+    assert main(["kpis", "--days", "2"]) == 0
+    out = capsys.readouterr().out
+    assert {"Keeper RMD", "Trend Micro Cloud One", "1Password"} <= set(out.splitlines())
+    ((events,),) = lake_rows(lake, "select sum(events_total) from marts.fct_trend_daily_kpis")
+    assert events == after
+
+    # What did the warehouse say before the second round of loads?
+    assert main(["sql", "--as-of", moment.isoformat(), TREND_COUNT]) == 0
+    assert capsys.readouterr().out.split()[-1] == str(before)
+    assert main(["sql", TREND_COUNT]) == 0
+    assert capsys.readouterr().out.split()[-1] == str(after)
+    # and a reader stays a reader
+    assert main(["sql", "select * from read_text('/etc/hostname')"]) == 1
+    assert "disabled by configuration" in capsys.readouterr().err
+
+    assert main(["publish"]) == 0
+    assert "nothing to publish on the DuckLake engine" in capsys.readouterr().out
+    assert not location.published_db.exists()
+
+    lake_folder = Path(lake.data_path)
+    assert any(lake_folder.rglob("*.parquet"))
+    for secret in (os.environ["PGPASSWORD"], keeper_token, trend_key, onepassword_token):
+        assert files_containing(location.data_dir, secret) == []
+        assert files_containing(lake_folder, secret) == []
+
+
+def test_a_load_killed_mid_backfill_and_run_again_stores_every_event_once(
+    location, lake: DuckLakeSettings, trend_key: str, monkeypatch
+):
+    sim = TrendAuditSimulator(seed=9, api_keys={trend_key: None}, history_days=8)
+    with SimulatorServer(sim) as server:
+        monkeypatch.setenv("SOURCES__TREND_AUDIT__BASE_URL", server.url)
+        monkeypatch.setenv("SOURCES__TREND_AUDIT__API_KEY", trend_key)
+        monkeypatch.setenv("SOURCES__TREND_AUDIT__MAX_EVENTS", "500")  # parts of 20 pages
+        expected = sorted(e["id"] for e in sim.retained_events())
+        sim.faults.update(slow_seconds=0.01)
+        killed = posture(location, "load", "trend")
+        deadline = time.monotonic() + 120
+        while sim.requests_served < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)  # past the first part of 20 pages, within the third
+        killed.send_signal(signal.SIGKILL)
+        killed.wait()
+        sim.faults.update(slow_seconds=0)
+        ((kept,),) = lake_rows(lake, TREND_COUNT)
+        assert 0 < kept < len(expected), "killed in the middle of the backfill"
+
+        load_source("trend", location, quiet=True)
+    ids = lake_rows(lake, "select id from trend_audit.audit_logs order by id")
+    assert [i for (i,) in ids] == expected
+
+
+def test_as_of_on_the_embedded_engine_says_it_needs_ducklake(location, monkeypatch, capsys):
+    monkeypatch.delenv(WAREHOUSE_ENV, raising=False)
+    code = main(["--data-dir", str(location.data_dir), "sql", "--as-of", "2026-01-15", "select 1"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0
+    assert len(err.splitlines()) == 1
+    assert "--as-of needs the DuckLake engine (POSTURE_WAREHOUSE=ducklake)" in err
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({WAREHOUSE_ENV: "postgres"}, "POSTURE_WAREHOUSE must be one of duckdb, ducklake"),
+        ({WAREHOUSE_ENV: DUCKLAKE, DATA_PATH_ENV: "lake"}, CATALOG_ENV),
+        (
+            {WAREHOUSE_ENV: DUCKLAKE, CATALOG_ENV: "dbname=p password=x", DATA_PATH_ENV: "lake"},
+            "must not hold the password",
+        ),
+    ],
+)
+def test_a_bad_engine_setting_is_one_line_naming_it(
+    settings: dict[str, str], named: str, location, monkeypatch, capsys
+):
+    for name in (WAREHOUSE_ENV, CATALOG_ENV, DATA_PATH_ENV):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    assert main(["--data-dir", str(location.data_dir), "kpis"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err
