@@ -177,17 +177,17 @@ def test_three_sources_on_the_lake_side_by_side_with_a_reader_and_time_travel(
 def test_a_load_killed_mid_backfill_and_run_again_stores_every_event_once(
     location, lake: DuckLakeSettings, trend_key: str, monkeypatch
 ):
-    sim = TrendAuditSimulator(seed=9, api_keys={trend_key: None}, history_days=8)
+    sim = TrendAuditSimulator(seed=9, api_keys={trend_key: None}, history_days=4)
     with SimulatorServer(sim) as server:
         monkeypatch.setenv("SOURCES__TREND_AUDIT__BASE_URL", server.url)
         monkeypatch.setenv("SOURCES__TREND_AUDIT__API_KEY", trend_key)
-        monkeypatch.setenv("SOURCES__TREND_AUDIT__MAX_EVENTS", "500")  # parts of 20 pages
+        monkeypatch.setenv("SOURCES__TREND_AUDIT__MAX_EVENTS", "400")  # parts of 16 pages
         expected = sorted(e["id"] for e in sim.retained_events())
         sim.faults.update(slow_seconds=0.01)
         killed = posture(location, "load", "trend")
         deadline = time.monotonic() + 120
-        while sim.requests_served < 50 and time.monotonic() < deadline:
-            time.sleep(0.01)  # past the first part of 20 pages, within the third
+        while sim.requests_served < 22 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the first part committed, the second being read
         killed.send_signal(signal.SIGKILL)
         killed.wait()
         sim.faults.update(slow_seconds=0)
@@ -229,3 +229,29 @@ def test_a_bad_engine_setting_is_one_line_naming_it(
     assert main(["--data-dir", str(location.data_dir), "kpis"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and named in err
+
+
+def test_the_same_dagster_definitions_load_into_the_lake(
+    trend_env: SimulatorServer, location, lake: DuckLakeSettings
+):
+    import dagster as dg
+
+    from assets.definitions import build_definitions
+
+    defs = build_definitions(location)
+    trend_log = dg.AssetKey(["trend_audit", "audit_logs"])
+    published = dg.AssetKey("published_warehouse")
+    job = defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), asset_selection=[trend_log, published]
+    )
+    assert result.success
+    ((rows,),) = lake_rows(lake, TREND_COUNT)
+    assert rows == len(trend_env.simulator.retained_events())
+    (publish,) = [
+        event.materialization
+        for event in result.get_asset_materialization_events()
+        if event.asset_key == published
+    ]
+    assert publish.metadata["engine"].value == DUCKLAKE
+    assert not location.published_db.exists()
