@@ -257,3 +257,34 @@ def test_the_same_dagster_definitions_load_into_the_lake(
     ]
     assert publish.metadata["engine"].value == DUCKLAKE
     assert not location.published_db.exists()
+
+
+# Attaches a new lake at an agreed moment, as loads started together on a new installation do.
+ATTACH_TOGETHER = textwrap.dedent(
+    """
+    import sys, time
+    from warehouse.ducklake import create_lake, install_extensions
+    from warehouse.engine import ducklake_settings
+    install_extensions()
+    time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
+    create_lake(ducklake_settings())
+    """
+)
+
+
+def test_processes_that_create_a_new_lake_together_all_attach_it(lake: DuckLakeSettings):
+    start = str(time.time() + 8)
+    attaching = [
+        subprocess.Popen(
+            [sys.executable, "-c", ATTACH_TOGETHER, start],
+            cwd=PROJECT,
+            env={**os.environ, "PYTHONPATH": str(PROJECT)},
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    for process in attaching:
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err[-2000:]
+    assert lake_rows(lake, "select count(*) from lake.snapshots()") == [(1,)]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.resources
 import shlex
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -108,13 +109,34 @@ def connect_lake_reader(
     return con
 
 
+# Attaching a lake that does not exist yet creates its catalog; processes that do so at the same
+# moment collide in PostgreSQL, and all but one fail. The others attach again, and find it.
+_CREATE_ATTEMPTS = 5
+_CREATE_RETRY_SECONDS = 0.5
+
+
+def create_lake(lake: DuckLakeSettings) -> None:
+    """Attach the lake once, creating it when absent, so that loads started together on a new
+    lake do not race to create its catalog."""
+    install_extensions()
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        with duckdb.connect(config={"autoinstall_known_extensions": False}) as con:
+            try:
+                con.execute(attach_sql(lake))
+                return
+            except duckdb.Error as error:
+                if "initialize DuckLake" not in str(error) or attempt == _CREATE_ATTEMPTS:
+                    raise
+        time.sleep(_CREATE_RETRY_SECONDS)
+
+
 def dlt_destination(lake: DuckLakeSettings) -> Destination[Any, Any]:
-    """dlt's `ducklake` destination on this lake (extensions installed first)."""
+    """dlt's `ducklake` destination on this lake (created first when absent)."""
     import dlt
     from dlt.common.configuration.specs import ConnectionStringCredentials
     from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
 
-    install_extensions()
+    create_lake(lake)
     credentials = DuckLakeCredentials(
         LAKE,
         metadata_schema=METADATA_SCHEMA,
