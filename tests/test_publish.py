@@ -124,3 +124,44 @@ def test_publish_clears_staging_copies_a_killed_publish_left(keeper_env, locatio
     other.write_text("kept")
     publish(location)
     assert sorted(p.name for p in published.iterdir()) == ["notes.txt", "posture.duckdb"]
+
+
+def test_a_process_sees_a_new_publish_once_it_closes_every_connection(keeper_env, location):
+    load("keeper", location)
+    publish(location)
+    pooled = connect_published(location)  # a BI server's pool keeps one open
+    keeper_env.simulator.advance(days=1)
+    load("keeper", location)
+    publish(location)
+    # A connection opened while another to the same file is open shares its database: old copy.
+    second = connect_published(location)
+    assert stat_days(pooled) == stat_days(second) == 1
+    pooled.close()
+    second.close()
+    with connect_published(location) as fresh:
+        assert stat_days(fresh) == 2
+
+
+def test_the_published_copy_leaves_the_vendor_json_in_the_working_file(trend_env, location):
+    load("trend", location)
+    transform(location, quiet=True)
+    publish(location)
+    working = duckdb.connect(str(location.working_db), read_only=True)
+    published = connect_published(location)
+    try:
+        listing = (
+            "select schema_name, table_name, column_name, data_type from duckdb_columns() "
+            "where database_name = current_database() order by all"
+        )
+        # Every table, view and column is there, so every reader's query still binds.
+        assert published.execute(listing).fetchall() == working.execute(listing).fetchall()
+        count = "select count(*), count(raw), count(details) from trend_audit.audit_logs"
+        ((rows, raw, details),) = working.execute(count).fetchall()
+        assert rows and raw == rows and details == rows
+        assert published.execute(count).fetchall() == [(rows, 0, 0)]
+        events = "select * from marts.fct_security_events order by all"
+        assert published.execute(events).fetchall() == working.execute(events).fetchall()
+    finally:
+        working.close()
+        published.close()
+    assert location.published_db.stat().st_size < location.working_db.stat().st_size

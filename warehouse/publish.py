@@ -1,11 +1,18 @@
-"""Publish the working DuckDB file as a read-only copy that readers can hold open at any time.
+"""Publish what readers query as a read-only DuckDB file that they can hold open at any time.
 
 DuckDB allows one writer per file and a reader that opens the working file during a load can see
 half-loaded tables or make the load fail. So readers never open the working file: after a
-successful load and dbt build, the working file is checkpointed, copied beside the published one,
-flushed to disk and swapped in with one atomic rename. A reader that has the old copy open keeps
-reading the old copy (its open file is unaffected by the rename) and sees the new one when it
-reconnects. DuckDB 1.5 writes storage format 64 by default, which every DuckDB 1.x reader opens.
+successful load and dbt build, a new file is written beside the published one from the working
+file (attached read-only), flushed to disk and swapped in with one atomic rename. A reader that
+has the old copy open keeps reading the old copy (its open file is unaffected by the rename) and
+sees the new one once every connection its process holds to that path is closed (DuckDB shares
+one database per file within a process). DuckDB 1.5 writes storage format 64 by default, which
+every DuckDB 1.x reader opens.
+
+The published file holds every table and view of the working file, with one difference: the
+vendor JSON columns of the raw tables (`raw`, `details`) are empty (NULL). They are most of the
+working file's bytes and grow with every event ever loaded; the working file keeps them as
+evidence, and every other column of each event is published.
 
 A build that failed (or was killed) is not published unless asked: each `dbt build` records its
 outcome beside the working file, and publish reads it.
@@ -14,7 +21,6 @@ outcome beside the working file, and publish reads it.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +29,7 @@ from pathlib import Path
 
 import duckdb
 
+from .connection import working_catalog
 from .location import WarehouseLocation
 from .writer import writer_turn
 
@@ -85,10 +92,8 @@ def publish(location: WarehouseLocation, force: bool = False) -> PublishResult:
                 "fix it and run `posture transform` again, or publish it anyway with --force"
             )
         _remove_stale_staging_copies(target)
-        with duckdb.connect(str(source)) as con:
-            con.execute("CHECKPOINT")
         try:
-            shutil.copyfile(source, staging)
+            _write_reader_copy(source, staging, working_catalog(location))
             with open(staging, "rb+") as handle:
                 os.fsync(handle.fileno())
             staging.chmod(0o444)
@@ -97,6 +102,65 @@ def publish(location: WarehouseLocation, force: bool = False) -> PublishResult:
             staging.unlink(missing_ok=True)
     _fsync_dir(target.parent)
     return PublishResult(target, target.stat().st_size, time.perf_counter() - started)
+
+
+# The vendor's JSON, kept whole in the raw tables of the working file only.
+UNPUBLISHED_COLUMNS = ("raw", "details")
+
+
+def _write_reader_copy(source: Path, staging: Path, catalog: str) -> None:
+    """Write a new DuckDB file at `staging` with the working file's tables (the vendor JSON
+    columns left empty) and views, under the working file's catalog name so that the views'
+    qualified names resolve in it."""
+    working = f"{catalog}_working"
+    with duckdb.connect() as con:
+        con.execute(f"ATTACH '{staging}' AS {catalog}")
+        con.execute(f"ATTACH '{source}' AS {working} (READ_ONLY)")
+        con.execute(f"USE {catalog}")
+        columns = con.execute(
+            "select schema_name, table_name, column_name, data_type from duckdb_columns() "
+            "where database_name = ? and table_name in (select table_name from duckdb_tables() "
+            "where database_name = ? and schema_name = duckdb_columns.schema_name) "
+            "order by schema_name, table_name, column_index",
+            [working, working],
+        ).fetchall()
+        tables: dict[tuple[str, str], list[str]] = {}
+        for schema, table, column, data_type in columns:
+            empty = column in UNPUBLISHED_COLUMNS
+            tables.setdefault((schema, table), []).append(
+                f'cast(null as {data_type}) as "{column}"' if empty else f'"{column}"'
+            )
+        for (schema, table), selected in tables.items():
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            con.execute(
+                f'CREATE TABLE "{schema}"."{table}" AS '
+                f'SELECT {", ".join(selected)} FROM {working}."{schema}"."{table}"'
+            )
+        views = con.execute(
+            "select schema_name, sql from duckdb_views() where database_name = ? "
+            "and not internal order by all",
+            [working],
+        ).fetchall()
+        con.execute(f"DETACH {working}")
+        _create_views(con, views)
+        con.execute("USE memory")
+        con.execute(f"DETACH {catalog}")
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, views: list[tuple[str, str]]) -> None:
+    """Create the views, a view after those it reads (DuckDB binds a view when it is created)."""
+    pending = list(views)
+    while pending:
+        failed = []
+        for schema, sql in pending:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            try:
+                con.execute(sql)
+            except duckdb.CatalogException as error:
+                failed.append((schema, sql, error))
+        if len(failed) == len(pending):
+            raise failed[0][2]
+        pending = [(schema, sql) for schema, sql, _ in failed]
 
 
 def _remove_stale_staging_copies(target: Path) -> None:
