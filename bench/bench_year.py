@@ -1,0 +1,299 @@
+"""Year-scale benchmark: what an hourly cycle costs on a warehouse holding a year of history, beside
+the same cycle on a warehouse holding a month. Prints figures, asserts nothing.
+
+    python bench/bench_year.py [--scale 1.0]
+
+A 5,000-person company (at `--scale 1`) makes about 25 M 1Password events, 2 M Trend Micro events
+and 1.8 M Keeper user-days a year. Each warehouse is made the way an installation grows, only
+faster: one real load of each source over HTTP from the simulators (the tables, their schemas and
+the sources' cursors), then DuckDB SQL copies those rows back over the period with new ids, times,
+load ids and raw JSON, one hourly load at a time, and one full `posture transform` builds the
+marts. Then the hourly cycle runs as `posture` processes: an hour of new events from the
+simulators through `posture load trend`, `posture load onepassword`, `posture transform` and
+`posture publish`. Each step prints its seconds, its peak memory (the process and the children it
+waited for: dbt) and the data folder's size after it. Targets (issue 16): the year's cycle at most
+2x the month's, transform peak under 2 GB, data folder under 1.6x the working file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import ROOT, bench_env, row, scratch_dir
+
+ONEPASSWORD_PER_YEAR = {"signin_attempts": 6.0e6, "item_usages": 17.8e6, "audit_events": 1.2e6}
+TREND_PER_YEAR = 2.0e6
+KEEPER_USERS = 5000
+TOKENS = {"keeper": "bench-keeper-token", "trend": "bench-trend-key", "op": "bench-op-token"}
+
+# Columns each event table's copies get new values for; the rest are the template's.
+EVENT_TABLES = {
+    "trend_audit.audit_logs": ("id", '"time"'),
+    "onepassword_events.signin_attempts": ("uuid", '"timestamp"'),
+    "onepassword_events.item_usages": ("uuid", '"timestamp"'),
+    "onepassword_events.audit_events": ("uuid", '"timestamp"'),
+}
+KEEPER_TABLES = (
+    "enterprise_stat",
+    "enterprise_stat_details",
+    "security_alerts_summary",
+    "security_alerts_detail",
+    "security_benchmarks",
+)
+
+
+GROW = (
+    "import json; from bench_year import grow; print(json.dumps(grow({path!r}, {days}, {scale})))"
+)
+
+
+def simulators(scale: float):
+    """The three simulators, sized like the company, with a day of history each."""
+    from simulators.keeper_rmd import KeeperRmdSimulator
+    from simulators.onepassword_events import FEATURES, OnePasswordEventsSimulator
+    from simulators.trend_audit import TrendAuditSimulator
+
+    per_day = {
+        "signinattempts": ONEPASSWORD_PER_YEAR["signin_attempts"] / 365 * scale,
+        "itemusages": ONEPASSWORD_PER_YEAR["item_usages"] / 365 * scale,
+        "auditevents": ONEPASSWORD_PER_YEAR["audit_events"] / 365 * scale,
+    }
+    return {
+        "keeper": KeeperRmdSimulator(
+            users=max(10, int(KEEPER_USERS * scale)), seed=3, tokens=(TOKENS["keeper"],)
+        ),
+        "trend": TrendAuditSimulator(
+            seed=3,
+            api_keys={TOKENS["trend"]: None},
+            events_per_day=TREND_PER_YEAR / 365 * scale,
+            history_days=1,
+        ),
+        "onepassword": OnePasswordEventsSimulator(
+            seed=3,
+            tokens={TOKENS["op"]: FEATURES},
+            users=max(10, int(KEEPER_USERS * scale)),
+            events_per_day=per_day,
+            history_days=1,
+        ),
+    }
+
+
+def source_env(urls: dict[str, str], data_dir: Path) -> dict[str, str]:
+    return bench_env(
+        POSTURE_DATA_DIR=str(data_dir),
+        SOURCES__KEEPER_RMD__BASE_URL=urls["keeper"],
+        SOURCES__KEEPER_RMD__API_TOKEN=TOKENS["keeper"],
+        SOURCES__KEEPER_RMD__TENANT="bench",
+        SOURCES__TREND_AUDIT__BASE_URL=urls["trend"],
+        SOURCES__TREND_AUDIT__API_KEY=TOKENS["trend"],
+        SOURCES__ONEPASSWORD_EVENTS__BASE_URL=urls["onepassword"],
+        SOURCES__ONEPASSWORD_EVENTS__TOKEN=TOKENS["op"],
+        SOURCES__ONEPASSWORD_EVENTS__TENANT="bench-op",
+    )
+
+
+def posture(env: dict[str, str], *args: str) -> tuple[float, float]:
+    """Run `posture args` in its own process; (seconds, peak RSS in MB of it and of the children
+    it waited for)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status):
+        raise RuntimeError(f"posture {' '.join(args)} failed: {process.stderr.read().decode()}")
+    process.stderr.close()
+    return seconds, usage.ru_maxrss / 1024
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def replacements(con, table: str, values: dict[str, str]) -> str:
+    """`expression as column` for each of `values` that `table` has."""
+    columns = {name for (name, *_) in con.execute(f"describe {table}").fetchall()}
+    return ", ".join(f'{sql} as "{name}"' for name, sql in values.items() if name in columns)
+
+
+def grow(working_db: str, days: int, scale: float) -> dict[str, int]:
+    """Copy each raw table's rows back over `days` days (one hourly load at a time) until it
+    holds that period's share of a year; returns rows per table."""
+    import duckdb
+
+    counts = {}
+    with duckdb.connect(str(working_db)) as con:
+        con.execute("set preserve_insertion_order = false")
+        con.execute("set memory_limit = '2GB'")
+        for table, (key, time_column) in EVENT_TABLES.items():
+            yearly = (
+                TREND_PER_YEAR
+                if table.startswith("trend")
+                else ONEPASSWORD_PER_YEAR[table.split(".")[1]]
+            )
+            target = int(yearly * scale * days / 365)
+            con.execute(f"create temp table template as select * from {table}")
+            (template_rows, end) = con.execute(
+                f"select count(*), min({time_column}) from template"
+            ).fetchone()
+            if not template_rows:
+                con.execute("drop table template")
+                continue
+            new_values = {
+                key.strip('"'): "new_key",
+                time_column.strip('"'): "new_time",
+                "event_date": "cast(new_time as date)",
+                "observed_at": "date_trunc('hour', new_time) + interval 1 hour",
+                "raw": f"replace(raw, {key}, new_key)",
+                "_dlt_load_id": "printf('%.6f', epoch(date_trunc('hour', new_time) "
+                "+ interval 1 hour))",
+                "_dlt_id": "substr(new_key, 1, 14)",
+            }
+            # Event i of `target` lies i/target of the way through the period before `end`; it
+            # was loaded at the top of the next hour, by that hour's load.
+            con.execute(
+                f"""
+                insert into {table}
+                with numbered as (
+                    select *, row_number() over () - 1 as template_number from template
+                ),
+                copies as (
+                    select
+                        numbered.*,
+                        cast(? as timestamptz)
+                            - to_microseconds(cast(
+                                (i + 1) * ({days} * 86400e6 / {target}) as bigint)) as new_time,
+                        cast(uuid() as varchar) as new_key
+                    from range({target}) as r(i)
+                    inner join numbered on numbered.template_number = i % {template_rows}
+                )
+                select * exclude (template_number, new_time, new_key) replace (
+                    {replacements(con, table, new_values)}
+                )
+                from copies
+                """,
+                [end],
+            )
+            con.execute("drop table template")
+            counts[table] = target
+        for name in KEEPER_TABLES:
+            table = f"keeper_rmd.{name}"
+            con.execute(
+                f"""
+                insert into {table}
+                select * exclude (d) replace ({
+                    replacements(
+                        con,
+                        table,
+                        {
+                            "snapshot_date": "snapshot_date - cast(d as integer)",
+                            "observed_at": "observed_at - to_days(cast(d as integer))",
+                            "_dlt_load_id": "printf('%.6f', epoch(observed_at "
+                            "- to_days(cast(d as integer))))",
+                            "_dlt_id": "substr(cast(uuid() as varchar), 1, 14)",
+                        },
+                    )
+                })
+                from {table}, range(1, {days}) as r(d)
+                """
+            )
+            counts[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
+        con.execute("checkpoint")
+    return counts
+
+
+def cycle(label: str, days: int, scale: float, root: Path) -> dict[str, float]:
+    """Build a warehouse of `days` days of history, then run and print one hourly cycle."""
+    from simulators.server import SimulatorServer
+
+    data_dir = root / label
+    sims = simulators(scale)
+    servers = {name: SimulatorServer(sim).start() for name, sim in sims.items()}
+    try:
+        env = source_env({name: s.url for name, s in servers.items()}, data_dir)
+        for source in ("keeper", "trend", "onepassword"):
+            posture(env, "load", source)
+        # Grown in a child process: this one stays small, as its peak memory is inherited by
+        # the steps it starts (the kernel keeps a process's high-water mark across exec).
+        started = time.perf_counter()
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                GROW.format(path=str(data_dir / "posture.duckdb"), days=days, scale=scale),
+            ],
+            env=env,
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        counts = json.loads(out.stdout)
+        grown = time.perf_counter() - started
+        seconds, _ = posture(env, "transform")
+        print(
+            f"\n{label}: {days} days of history (grown in {grown:.0f} s, built in {seconds:.0f} s)"
+        )
+        for table, rows in counts.items():
+            row(table, f"{rows:,}")
+        for name, server in servers.items():
+            if name != "keeper":
+                server.simulator.advance(hours=1)
+        figures: dict[str, float] = {}
+        for step in (
+            ("load", "trend"),
+            ("load", "onepassword"),
+            ("transform",),
+            ("publish",),
+        ):
+            seconds, peak = posture(env, *step)
+            working = (data_dir / "posture.duckdb").stat().st_size
+            total = folder_bytes(data_dir)
+            name = " ".join(step)
+            figures[f"{name} s"] = seconds
+            figures[f"{name} MB"] = peak
+            row(
+                f"posture {name}",
+                f"{seconds:7.1f} s",
+                f"peak {peak:6.0f} MB",
+                f"folder {total / 1e9:5.2f} GB = {total / working:.2f}x working",
+            )
+        figures["cycle s"] = sum(v for k, v in figures.items() if k.endswith(" s"))
+        working = (data_dir / "posture.duckdb").stat().st_size
+        figures["disk ratio"] = folder_bytes(data_dir) / working
+        row("hourly cycle", f"{figures['cycle s']:7.1f} s")
+        return figures
+    finally:
+        for server in servers.values():
+            server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="share of a 5,000-person company (default 1)"
+    )
+    args = parser.parse_args()
+    root = scratch_dir("posture-bench-year-")
+    print(f"year-scale benchmark at scale {args.scale} (5,000 people x {args.scale})")
+    month = cycle("month", 30, args.scale, root)
+    year = cycle("year", 365, args.scale, root)
+    print("\nyear beside month")
+    row("hourly cycle", f"{year['cycle s'] / month['cycle s']:.2f}x", "target <= 2x")
+    row("transform peak", f"{year['transform MB']:.0f} MB", "target < 2048 MB")
+    row("data folder / working file", f"{year['disk ratio']:.2f}x", "target < 1.6x")
+
+
+if __name__ == "__main__":
+    main()
