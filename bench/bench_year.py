@@ -135,6 +135,7 @@ def grow(working_db: str, days: int, scale: float) -> dict[str, int]:
     counts = {}
     with duckdb.connect(str(working_db)) as con:
         con.execute("set preserve_insertion_order = false")
+        con.execute("set enable_progress_bar = false")
         con.execute("set memory_limit = '2GB'")
         for table, (key, time_column) in EVENT_TABLES.items():
             yearly = (
@@ -239,7 +240,7 @@ def cycle(label: str, days: int, scale: float, root: Path) -> dict[str, float]:
             text=True,
             check=True,
         )
-        counts = json.loads(out.stdout)
+        counts = json.loads(out.stdout.splitlines()[-1])
         grown = time.perf_counter() - started
         seconds, _ = posture(env, "transform")
         print(
