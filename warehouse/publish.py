@@ -166,7 +166,7 @@ def _create_views(con: duckdb.DuckDBPyConnection, views: list[tuple[str, str]]) 
 def _remove_stale_staging_copies(target: Path) -> None:
     """Remove staging copies that publishes killed mid-copy left behind; called in a writer
     turn, so no other publish is writing one."""
-    for stale in target.parent.glob(f".{target.name}.*.tmp"):
+    for stale in target.parent.glob(f".{target.name}.*.tmp*"):  # with its WAL
         stale.unlink(missing_ok=True)
 
 
