@@ -10,9 +10,11 @@ import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from assets.schedules import WRITER_POOL
+from pipelines.tenants import configured_tenants
 from warehouse.engine import dbt_environment
 from warehouse.location import WarehouseLocation
 from warehouse.publish import recording_build
+from warehouse.tenant_map import write_tenant_map
 from warehouse.writer import writer_turn
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_models"
@@ -58,7 +60,9 @@ def build_dbt_assets(project: DbtProject, location: WarehouseLocation) -> dg.Ass
         manifest=project.manifest_path, project=project, name="dbt_models", pool=WRITER_POOL
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
+        tenants = configured_tenants()
         with writer_turn(location), recording_build(location):
+            write_tenant_map(location, tenants)
             yield from dbt.cli(["build"], context=context).stream()
 
     return dbt_models

@@ -13,6 +13,7 @@ from assets.dlt import build_dlt_assets
 from assets.publish import build_publish_asset
 from assets.schedules import build_jobs_and_schedules, with_freshness_policy
 from pipelines.registry import enabled_sources
+from pipelines.tenants import tenants_to_load
 from warehouse.location import WarehouseLocation, current_location
 
 
@@ -22,7 +23,9 @@ def build_definitions(location: WarehouseLocation) -> dg.Definitions:
     project = dbt_project()
     ensure_manifest(project)
     dlt_assets = [
-        with_freshness_policy(build_dlt_assets(spec, location)) for spec in enabled_sources()
+        with_freshness_policy(build_dlt_assets(spec, location))
+        for spec in enabled_sources()
+        if tenants_to_load([spec.name])  # a source the configuration file has no tenant of
     ]
     dbt_models = build_dbt_assets(project, location)
     jobs, schedules = build_jobs_and_schedules()

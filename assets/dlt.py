@@ -10,6 +10,8 @@ from dagster_dlt.translator import DltResourceTranslatorData
 from assets.schedules import WRITER_POOL
 from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline, run_in_parts
 from pipelines.registry import SourceSpec
+from pipelines.tenants import tenants_to_load
+from pipelines.vendor_http import find_vendor_error
 from warehouse.location import WarehouseLocation
 
 
@@ -27,7 +29,9 @@ class WarehouseDltTranslator(DagsterDltTranslator):
 
 
 def build_dlt_assets(spec: SourceSpec, location: WarehouseLocation) -> dg.AssetsDefinition:
-    """The assets of one source: one per table, materialised together by one pipeline run."""
+    """The assets of one source: one per table, materialised together by a run of each of its
+    tenants' pipelines (`pipelines.tenants`). A tenant that fails does not stop the others;
+    the step then fails naming it."""
     # The definition-time source only lists the resources; the run builds its own from config.
     placeholder = spec.source_factory()(**dict(spec.placeholder_args))
 
@@ -39,20 +43,41 @@ def build_dlt_assets(spec: SourceSpec, location: WarehouseLocation) -> dg.Assets
         pool=WRITER_POOL,
     )
     def load(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
-        def run(pipeline: Any) -> list[Any]:
-            source = spec.source_factory()()
-            return list(
-                dlt.run(
-                    context=context,
-                    dlt_source=source,
-                    dlt_pipeline=pipeline,
-                    loader_file_format=LOADER_FILE_FORMAT,
-                )
-            )
+        results: dict[dg.AssetKey, Any] = {}  # each table's materialisation, once
+        loaded, failed = [], []
+        for tenant in tenants_to_load([spec.name]):
+            try:
+                args = tenant.source_args()
 
-        # A backlog (an event source stops at its events-per-load cap) is loaded in further
-        # runs within this step; Dagster records the materialisations of the last one.
-        *_, last = run_in_parts(spec, location, run)
-        yield from last
+                def run(pipeline: Any, args: dict[str, Any] = args) -> list[Any]:
+                    return list(
+                        dlt.run(
+                            context=context,
+                            dlt_source=spec.source_factory()(**args),
+                            dlt_pipeline=pipeline,
+                            loader_file_format=LOADER_FILE_FORMAT,
+                        )
+                    )
+
+                # A backlog (an event source stops at its events-per-load cap) is loaded in
+                # further runs within this step; Dagster records the last one's results.
+                *_, last = run_in_parts(spec, location, run, tenant.pipeline_name)
+            except Exception as exc:
+                reason = str(find_vendor_error(exc) or exc).splitlines() or [type(exc).__name__]
+                context.log.error(f"{tenant.label}: {reason[0]}")
+                failed.append(tenant.label)
+                continue
+            loaded.append(tenant.label)
+            results.update((result.asset_key, result) for result in last)
+        for result in results.values():
+            yield dg.MaterializeResult(
+                asset_key=result.asset_key,
+                metadata={**(result.metadata or {}), "tenants": ", ".join(loaded)},
+            )
+        if failed:
+            raise dg.Failure(
+                f"{len(failed)} of {len(failed) + len(loaded)} tenants failed to "
+                f"load: {', '.join(failed)}"
+            )
 
     return load

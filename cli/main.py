@@ -25,18 +25,23 @@ def _load(args: argparse.Namespace) -> int:
     from cli.errors import describe
     from cli.steps import load_source
     from pipelines.registry import enabled_sources
+    from pipelines.tenants import tenants_to_load
 
-    if args.source != "all":
-        load_source(args.source, current_location())
+    sources = [s.name for s in enabled_sources()] if args.source == "all" else [args.source]
+    tenants = tenants_to_load(sources)
+    if not tenants:
+        raise ValueError(f"the configuration file names no tenant of {', '.join(sources)}")
+    if args.source != "all" and len(tenants) == 1:
+        load_source(tenants[0], current_location())
         return 0
-    failures = []  # (source, message, exit code): one source failing does not stop the others
-    for spec in enabled_sources():
+    failures = []  # (tenant, message, exit code): one tenant failing does not stop the others
+    for tenant in tenants:
         try:
-            load_source(spec.name, current_location())
+            load_source(tenant, current_location())
         except Exception as exc:
-            failures.append((spec.name, *describe(exc)))
-    for name, message, _ in failures:
-        print(f"posture load {name}: error: {message}", file=sys.stderr)
+            failures.append((tenant.label, *describe(exc)))
+    for label, message, _ in failures:
+        print(f"posture load {label}: error: {message}", file=sys.stderr)
     return max((code for *_, code in failures), default=0)
 
 

@@ -9,6 +9,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from pipelines.tenants import Tenant
 from warehouse.location import WarehouseLocation
 
 # What `posture kpis` shows of marts.fct_daily_posture, per vendor: (title, columns).
@@ -35,12 +36,17 @@ KPI_VIEWS = {
 }
 
 
-def load_source(name: str, location: WarehouseLocation, quiet: bool = False, **args: Any) -> Any:
-    """Load one source into the working file; prints rows per table."""
+def load_source(
+    source: str | Tenant, location: WarehouseLocation, quiet: bool = False, **args: Any
+) -> Any:
+    """Load one tenant (a configured one, or a source's settings' tenant by the source's name)
+    into the working file; prints rows per table."""
     from pipelines.registry import load
 
+    tenant = source if isinstance(source, Tenant) else Tenant(source)
+    name = tenant.label
     started = time.perf_counter()
-    infos = load(name, location, **args)
+    infos = load(tenant.source, location, tenant.pipeline_name, **tenant.source_args(), **args)
     if not quiet:
         counts = _row_counts(infos)
         summary = ", ".join(f"{table} {rows}" for table, rows in sorted(counts.items()))
@@ -72,7 +78,9 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     import subprocess
 
     from assets.dbt import DBT_PROJECT_DIR, point_dbt_at
+    from pipelines.tenants import configured_tenants
     from warehouse.publish import recording_build
+    from warehouse.tenant_map import write_tenant_map
     from warehouse.writer import writer_turn
 
     point_dbt_at(location)  # profile path and PATH for this process and its children
@@ -81,7 +89,9 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     command = [shutil.which("dbt") or "dbt", "build", "--project-dir", folder]
     command += ["--profiles-dir", folder, *(["--quiet"] if quiet else [])]
     command += ["--full-refresh"] if full_refresh else []
+    tenants = configured_tenants()
     with writer_turn(location) as lock, recording_build(location):
+        write_tenant_map(location, tenants)
         # dbt inherits the turn's lock: if this process is killed, its dbt still keeps other
         # writers waiting until it has finished writing.
         returncode = subprocess.run(command, check=False, pass_fds=(lock,)).returncode

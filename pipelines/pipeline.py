@@ -76,9 +76,11 @@ def make_pipeline(
     location: WarehouseLocation | None = None,
     row_ids: bool = False,
     connection: duckdb.DuckDBPyConnection | None = None,
+    dataset: str | None = None,
 ) -> dlt.Pipeline:
-    """The pipeline `name`, loading dataset `name` of the working DuckDB file, with its state in
-    the warehouse's own pipelines folder (so a fresh warehouse never inherits an old cursor).
+    """The pipeline `name`, loading `dataset` (default `name`) of the working DuckDB file, with
+    its state in the warehouse's own pipelines folder (so a fresh warehouse never inherits an
+    old cursor). Several pipelines may load one dataset: one per tenant of a source.
 
     Runs should load through `connection` (see `loading_pipeline`); without one the pipeline
     only describes the load (what Dagster needs to list the assets).
@@ -105,7 +107,7 @@ def make_pipeline(
         pipeline_name=name,
         pipelines_dir=str(location.pipelines_dir),
         destination=destination,
-        dataset_name=name,
+        dataset_name=dataset or name,
         progress=ReleaseFreedMemory(),
     )
 
@@ -116,6 +118,7 @@ def loading_pipeline(
     location: WarehouseLocation | None = None,
     row_ids: bool = False,
     memory_limit: str | None = None,
+    dataset: str | None = None,
 ) -> Iterator[dlt.Pipeline]:
     """The pipeline `name` (see `make_pipeline`) writing through a memory-bounded connection to
     the working file (`loader_connection`, with its `memory_limit`), which is held for the
@@ -124,23 +127,30 @@ def loading_pipeline(
     location = (location or current_location()).ensure()
     map_large_blocks()
     if ducklake_settings():  # the lake takes writers side by side: no file, no writer turn
-        yield make_pipeline(name, location, row_ids)
+        yield make_pipeline(name, location, row_ids, dataset=dataset)
         return
     with loader_connection(location, memory_limit) as connection:
-        yield make_pipeline(name, location, row_ids, connection)
+        yield make_pipeline(name, location, row_ids, connection, dataset)
 
 
 def run_in_parts(
-    spec: SourceSpec, location: WarehouseLocation, run: Callable[[dlt.Pipeline], T]
+    spec: SourceSpec,
+    location: WarehouseLocation,
+    run: Callable[[dlt.Pipeline], T],
+    pipeline_name: str | None = None,
 ) -> Iterator[T]:
-    """`run(pipeline)` with a fresh `loading_pipeline` for `spec`'s source (its pipeline name,
-    row ids and pool), again while that source reports a backlog; yields each result."""
-    name = spec.pipeline_name
+    """`run(pipeline)` with a fresh `loading_pipeline` for `spec`'s source (its pipeline, or
+    one tenant's `pipeline_name`; its dataset, row ids and pool), again while that source
+    reports a backlog; yields each result."""
+    dataset = spec.pipeline_name  # also the source's name in the pipeline state
+    name = pipeline_name or dataset
     part = 1
     while True:
-        with loading_pipeline(name, location, spec.row_ids, spec.load_memory_limit) as pipeline:
+        with loading_pipeline(
+            name, location, spec.row_ids, spec.load_memory_limit, dataset
+        ) as pipeline:
             result = run(pipeline)
-            resources = pipeline.state.get("sources", {}).get(name, {}).get("resources", {})
+            resources = pipeline.state.get("sources", {}).get(dataset, {}).get("resources", {})
             backlog = any(state.get(BACKLOG) for state in resources.values())
         yield result
         if not backlog:

@@ -22,6 +22,7 @@ class SourceSpec:
     factory: str  # "module:function" of the dlt source
     vendor: str  # for people
     env_prefix: str  # where its config and secrets come from
+    token_arg: str  # the source argument that takes the tenant's token
     # Arguments that build the source without config, only to list its resources (Dagster
     # needs them at definition time; no request is made and no secret is read).
     placeholder_args: tuple[tuple[str, str], ...] = ()
@@ -45,6 +46,7 @@ SOURCES: dict[str, SourceSpec] = {
             "pipelines.keeper_rmd:keeper_rmd",
             "Keeper RMD",
             "SOURCES__KEEPER_RMD__",
+            "api_token",
             (("base_url", "https://keepersecurity.com"), ("api_token", "placeholder")),
             row_ids=True,  # alert detail rows have no key of their own
         ),
@@ -54,6 +56,7 @@ SOURCES: dict[str, SourceSpec] = {
             "pipelines.trend_audit:trend_audit",
             "Trend Micro Cloud One",
             "SOURCES__TREND_AUDIT__",
+            "api_key",
             (
                 ("base_url", "https://audit.us-1.cloudone.trendmicro.com"),
                 ("api_key", "placeholder"),
@@ -65,6 +68,7 @@ SOURCES: dict[str, SourceSpec] = {
             "pipelines.onepassword_events:onepassword_events",
             "1Password Events",
             "SOURCES__ONEPASSWORD_EVENTS__",
+            "token",
             (("base_url", "https://events.1password.com"), ("token", "placeholder")),
             # Its delete-insert merge needs less than the default: 32 MB is about 30 MB less
             # peak at 200,000 events (a merge into 16 million rows fit in 24 MB).
@@ -90,9 +94,12 @@ def enabled_sources() -> list[SourceSpec]:
     return [SOURCES[name] for name in wanted] if wanted else list(SOURCES.values())
 
 
-def load(name: str, location: WarehouseLocation, **source_args: Any) -> list[Any]:
-    """Run one source's pipeline into the warehouse until it has no backlog; returns dlt's
-    LoadInfo of each run.
+def load(
+    name: str, location: WarehouseLocation, pipeline_name: str | None = None, **source_args: Any
+) -> list[Any]:
+    """Run one source's pipeline (its own, or `pipeline_name`: one tenant's, see
+    `pipelines.tenants`) into the warehouse until it has no backlog; returns dlt's LoadInfo of
+    each run.
 
     The event sources bring a bounded number of events per run and keep their place, so a long
     backfill is several runs, each committed on its own: memory stays flat, and a failure loses
@@ -111,4 +118,4 @@ def load(name: str, location: WarehouseLocation, **source_args: Any) -> list[Any
         info.raise_on_failed_jobs()
         return info
 
-    return list(run_in_parts(spec, location, run))
+    return list(run_in_parts(spec, location, run, pipeline_name))

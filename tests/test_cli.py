@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import duckdb
 import pytest
 
 from cli.main import main
@@ -119,7 +120,8 @@ def test_benchmarks_set_posts_to_keeper(keeper_env: SimulatorServer, capsys):
 
 def test_a_failing_dbt_build_is_one_line(monkeypatch, location, capsys):
     monkeypatch.setenv("POSTURE_DATA_DIR", str(location.data_dir))
-    location.working_db.write_bytes(b"this is not a DuckDB file")
+    with duckdb.connect(str(location.working_db)) as con:  # a raw table missing its columns
+        con.execute("create schema keeper_rmd; create table keeper_rmd.enterprise_stat (x int)")
     assert main(["transform"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dbt build failed" in err[0]

@@ -41,7 +41,8 @@ RATE_LIMITS: tuple[tuple[int, float], ...] = ((600, 60.0), (30_000, 3_600.0))
 # An event fetched again by a later run (an overlap after a crash) replaces the stored row. Within
 # one run the resource drops repeats itself, so dlt can skip its costly dedup of the staging data.
 EVENT_DISPOSITION = {"disposition": "merge", "strategy": "delete-insert", "deduplicated": True}
-PRIMARY_KEY = "uuid"
+# Keyed by tenant too: two accounts' events never replace each other, even with equal uuids.
+PRIMARY_KEY = ("tenant", "uuid")
 
 _CLIENT = tuple(
     (f"client_{key}", f"client.{key}", "text")

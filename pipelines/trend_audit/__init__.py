@@ -64,7 +64,9 @@ def trend_audit(
         base_url: the audit host, e.g. `https://audit.us-1.cloudone.trendmicro.com`
             (`SOURCES__TREND_AUDIT__BASE_URL`); built from `region` when absent.
         region: the Cloud One region, e.g. `us-1` (`SOURCES__TREND_AUDIT__REGION`).
-        tenant: the tenant of events without an `accountID` (default: the host name).
+        tenant: the tenant of every event this key returns (an installation that loads several
+            Cloud One accounts names each); without it, each event's `accountID`, or the host
+            name for an event without one.
         page_limit: logs per page, 1 to 25.
         lookback_minutes: events this much older than a tenant's newest loaded event are still
             looked for (must exceed the vendor's delay in logging an event).
@@ -76,7 +78,7 @@ def trend_audit(
         raise ValueError(f"{VENDOR}: max_events must be at least 1, not {max_events}")
     url = base_url_for(base_url, region)
     client = trend_client(url, api_key)
-    default_tenant = tenant or urlsplit(url).hostname or "cloudone"
+    host = urlsplit(url).hostname or "cloudone"
     key_id = hashlib.sha256(api_key.encode()).hexdigest()[:16]  # names the key, reveals nothing
     lookback = timedelta(minutes=lookback_minutes)
 
@@ -108,7 +110,7 @@ def trend_audit(
         resume = resume or {}
         pages = LogPages(client, page_limit, resume.get("cursor"), resume.get("last_page_ids", ()))
         progress = ReadProgress(newest_loaded, expected, lookback, resume)
-        rows = AuditLogRows(default_tenant)
+        rows = AuditLogRows(tenant, host)
         for page in pages:
             events = [rows.add(record, page.observed_at) for record in page.logs]
             progress.observe_page(events, page.observed_at)

@@ -33,8 +33,9 @@ class AuditLogRows:
     """The rows of one run, each event once (a read may return an event twice, and the table is
     merged insert-only, which needs each key once per load), given out as Arrow tables."""
 
-    def __init__(self, default_tenant: str) -> None:
-        self.default_tenant = default_tenant
+    def __init__(self, tenant: str | None, default_tenant: str) -> None:
+        self.tenant = tenant  # when set, every record's tenant
+        self.default_tenant = default_tenant  # of a record without an `accountID`
         self._collected: dict[str, set[str]] = {}  # tenant -> ids collected in this run
         self._reset()
 
@@ -50,7 +51,7 @@ class AuditLogRows:
             raise MalformedResponseError(f"{VENDOR}: {LOGS} returned a log without an id")
         moment = parse_time(record.get("time"))
         account = json_text(record.get("accountID"))
-        tenant = account or self.default_tenant
+        tenant = self.tenant or account or self.default_tenant
         collected = self._collected.setdefault(tenant, set())
         if event_id in collected:
             return tenant, event_id, moment
