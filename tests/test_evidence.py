@@ -97,7 +97,7 @@ def test_verify_names_the_file_that_changed_went_missing_or_appeared(
     capsys.readouterr()
 
     with open(pack / "keeper_login_coverage_vault_adoption.csv", "a") as handle:
-        handle.write('"default","acme-keeper",2026-01-09,80,80,1.0,80,1.0,"forged",\n')
+        handle.write('"acme","acme-keeper",2026-01-09,80,80,1.0,80,1.0,"forged",\n')
     (pack / "gaps.parquet").unlink()
     (pack / "notes.txt").write_text("added later")
     assert main(["evidence", "verify", str(pack)]) == 2
@@ -113,7 +113,7 @@ def test_days_without_a_snapshot_are_gaps_not_filled_in(demo_run, tmp_path, monk
     first, last = keeper_days(demo_run.location)
     before = [first - timedelta(days=2), first - timedelta(days=1)]
     pack = tmp_path / "pack"
-    args = ["evidence", "--org", "default"]
+    args = ["evidence", "--org", "acme"]
     args += ["--from", f"{before[0]}", "--to", f"{last}", "--out", str(pack)]
     assert main(args) == 0
 

@@ -35,7 +35,7 @@ def test_the_readme_queries_run_on_the_demo_warehouse(demo_run):
     with duckdb.connect(str(demo_run.location.published_db), read_only=True) as con:
         results = {query: con.execute(query).fetchall() for query in queries}
     organisation_days = next(rows for query, rows in results.items() if "fct_org_daily" in query)
-    assert organisation_days and {row[0] for row in organisation_days} == {"default"}
+    assert organisation_days and {row[0] for row in organisation_days} == {"acme", "globex"}
 
 
 def test_dbt_docs_generate_runs_as_the_readme_says(demo_run):

@@ -71,7 +71,9 @@ def test_the_demo_report_draws_every_chart_with_no_network(demo_run, tmp_path):
     assert "default-src 'none'" in rendered.dom  # every fetch is refused, and logged if tried
     assert rendered.refused_requests() == []
     traces = rendered.traces_per_chart()
-    assert sorted(traces) == sorted(f"{chart.key}-default" for chart in CHARTS)
+    # the demo's two organisations, each with every chart
+    expected = [f"{chart.key}-{org}" for chart in CHARTS for org in ("acme", "globex")]
+    assert sorted(traces) == sorted(expected)
     assert all(count >= 1 for count in traces.values()), traces
     assert "When each source was last loaded" in rendered.dom
     for source in ("Keeper RMD", "Trend Micro Cloud One", "1Password Events"):
@@ -99,7 +101,7 @@ def test_report_for_one_organisation_and_period(demo_run, tmp_path, monkeypatch,
             "select max(metric_date) from marts.fct_daily_posture where source = 'keeper'"
         ).fetchone()
     out = tmp_path / "one-day.html"
-    args = ["report", "--org", "default", "--from", f"{last}", "--to", f"{last}", "--out", str(out)]
+    args = ["report", "--org", "acme", "--from", f"{last}", "--to", f"{last}", "--out", str(out)]
     assert main(args) == 0
     assert capsys.readouterr().out.strip() == str(out)
     page = out.read_text()
