@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ class Tenant:
     organisation: str = DEFAULT_ORGANISATION
     settings: tuple[tuple[str, str], ...] = ()  # base_url, region, start_time as given
     token_env: str | None = None
-    token_secret: str | None = field(default=None, repr=False)
+    token_secret: str | None = None
 
     @property
     def label(self) -> str:
