@@ -1,24 +1,26 @@
 """The table `config.tenants`: which organisation each configured tenant belongs to, written
-from the configuration file into the working file before every dbt build, so the models read
-the mapping as data (`stg_config__tenants`)."""
+from the configuration file into the warehouse before every dbt build, so the models read the
+mapping as data (`stg_config__tenants`)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .engine import ducklake_settings
 from .location import WarehouseLocation
 
 if TYPE_CHECKING:
+    import duckdb
+
     from pipelines.tenants import Tenant
 
 
 def write_tenant_map(location: WarehouseLocation, tenants: list[Tenant] | None) -> None:
     """Replace `config.tenants` with (organisation, source, tenant) of each configured tenant
-    (no rows without a configuration file). Call it in the working file's writer turn."""
-    import duckdb
-
+    (no rows without a configuration file), in the working file (call it in the file's writer
+    turn) or, on the DuckLake engine, in the lake that dbt builds."""
     rows = [(t.organisation, t.source, t.name) for t in tenants or []]
-    with duckdb.connect(str(location.working_db)) as con:
+    with _connect(location) as con:
         con.execute("create schema if not exists config")
         con.execute(
             "create or replace table config.tenants "
@@ -26,3 +28,20 @@ def write_tenant_map(location: WarehouseLocation, tenants: list[Tenant] | None) 
         )
         if rows:
             con.executemany("insert into config.tenants values (?, ?, ?)", rows)
+
+
+def _connect(location: WarehouseLocation) -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    lake = ducklake_settings()
+    if lake is None:
+        return duckdb.connect(str(location.working_db))
+    from .ducklake import EXTENSIONS, LAKE, attach_sql, install_extensions
+
+    install_extensions()
+    con = duckdb.connect(config={"autoinstall_known_extensions": False})
+    for _, name in EXTENSIONS:
+        con.execute(f"LOAD {name}")
+    con.execute(attach_sql(lake))
+    con.execute(f"USE {LAKE}")
+    return con
