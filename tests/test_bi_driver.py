@@ -48,10 +48,12 @@ def read_like_a_dashboard(engine: sa.Engine) -> tuple[int, int]:
 
 
 def test_a_bi_driver_sees_old_or_new_marts_during_a_publish(
-    demo_run, keeper_env: SimulatorServer, tmp_path
+    demo_run, keeper_env: SimulatorServer, tmp_path, monkeypatch
 ):
     location = WarehouseLocation(tmp_path / "warehouse")
     shutil.copytree(demo_run.location.data_dir, location.data_dir)
+    # the demo's organisations file, so the rebuilt marts keep its tenants' organisations
+    monkeypatch.setenv("POSTURE_CONFIG", str(location.data_dir / "posture.toml"))
     # NullPool: each read opens the published file anew, as a dashboard refresh does.
     engine = sa.create_engine(
         f"duckdb:///{location.published_db}",

@@ -1,4 +1,5 @@
-"""The README's instructions for readers work: its SQL runs, and so does its `dbt docs generate`."""
+"""The README's instructions for readers work: the analyst's SQL runs, and so does its
+`dbt docs generate`."""
 
 from __future__ import annotations
 
@@ -16,8 +17,15 @@ ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 
-def blocks(language: str) -> list[str]:
-    return re.findall(rf"```{language}\n(.*?)```", README, re.S)
+def section(heading: str) -> str:
+    """The README's text under `heading`, up to the next heading of any level."""
+    start = README.index(f"\n{heading}\n")
+    following = re.search(r"\n#{2,3} ", README[start + len(heading) + 2 :])
+    return README[start : start + len(heading) + 2 + (following.start() if following else 0)]
+
+
+def blocks(language: str, text: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", text, re.S)
 
 
 def statements(sql: str) -> list[str]:
@@ -30,7 +38,8 @@ def statements(sql: str) -> list[str]:
 
 
 def test_the_readme_queries_run_on_the_demo_warehouse(demo_run):
-    queries = [query for block in blocks("sql") for query in statements(block)]
+    analyst = section("### The analyst: SQL")
+    queries = [query for block in blocks("sql", analyst) for query in statements(block)]
     assert len(queries) >= 6
     with duckdb.connect(str(demo_run.location.published_db), read_only=True) as con:
         results = {query: con.execute(query).fetchall() for query in queries}
@@ -39,7 +48,7 @@ def test_the_readme_queries_run_on_the_demo_warehouse(demo_run):
 
 
 def test_dbt_docs_generate_runs_as_the_readme_says(demo_run):
-    (docs,) = [block for block in blocks("sh") if "dbt docs generate" in block]
+    (docs,) = [block for block in blocks("sh", README) if "dbt docs generate" in block]
     (export,) = [line for line in docs.splitlines() if line.startswith("export ")]
     assert export.split("=")[0] == "export POSTURE_DUCKDB_PATH"
     (generate,) = [line for line in docs.splitlines() if "dbt docs generate" in line]
