@@ -30,7 +30,7 @@ ENGINES = (DUCKDB, DUCKLAKE)
 # What a publish says on DuckLake, where it copies nothing.
 LAKE_PUBLISH_NOTE = (
     "nothing to publish on the DuckLake engine: readers attach the lake read-only, and its "
-    "snapshot isolation shows them whole commits (README: Reading the warehouse)"
+    "snapshot isolation shows them whole commits (README: A shared engine: DuckLake)"
 )
 CATALOG_ENV = "POSTURE_DUCKLAKE_CATALOG"
 DATA_PATH_ENV = "POSTURE_DUCKLAKE_DATA_PATH"
@@ -74,7 +74,7 @@ def ducklake_settings() -> DuckLakeSettings | None:
     return DuckLakeSettings(catalog, data_path)
 
 
-DBT_TARGET_ENV = "POSTURE_DBT_TARGET"  # read by dbt_models/profiles.yml, as are the two below
+DBT_TARGET_ENV = "POSTURE_DBT_TARGET"  # read by dbt_models/profiles.yml, as are the three below
 DBT_LAKE_ATTACH_ENV = "POSTURE_DUCKLAKE_ATTACH"
 DBT_LAKE_DATA_PATH_ENV = "POSTURE_DUCKLAKE_DATA_FOLDER"
 DBT_LAKE_SCHEMA_ENV = "POSTURE_DUCKLAKE_METADATA_SCHEMA"
