@@ -8,10 +8,10 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
 
 from assets.schedules import WRITER_POOL
-from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline, run_in_parts
+from pipelines.failures import describe_failure
+from pipelines.pipeline import make_pipeline, run_source
 from pipelines.registry import SourceSpec
 from pipelines.tenants import tenants_to_load
-from pipelines.vendor_http import find_vendor_error
 from warehouse.location import WarehouseLocation
 
 
@@ -29,55 +29,60 @@ class WarehouseDltTranslator(DagsterDltTranslator):
 
 
 def build_dlt_assets(spec: SourceSpec, location: WarehouseLocation) -> dg.AssetsDefinition:
-    """The assets of one source: one per table, materialised together by a run of each of its
-    tenants' pipelines (`pipelines.tenants`). A tenant that fails does not stop the others;
-    the step then fails naming it."""
+    """The assets of one source: one per table, materialised together by a load of each of its
+    tenants (`pipelines.tenants`), through the CLI's run path (`run_source`). A tenant that
+    fails does not stop the others; the step then fails with each one's line, as the CLI says
+    it."""
+    translator = WarehouseDltTranslator()
     # The definition-time source only lists the resources; the run builds its own from config.
-    placeholder = spec.source_factory()(**dict(spec.placeholder_args))
+    placeholder = spec.placeholder()
+    pipeline = make_pipeline(spec.pipeline_name, location, spec.row_ids)
+
+    def key(resource: Any) -> dg.AssetKey:
+        return translator.get_asset_spec(
+            DltResourceTranslatorData(resource=resource, pipeline=pipeline)
+        ).key
 
     @dlt_assets(
         dlt_source=placeholder,
-        dlt_pipeline=make_pipeline(spec.pipeline_name, location, spec.row_ids),
+        dlt_pipeline=pipeline,
         name=spec.pipeline_name,
-        dagster_dlt_translator=WarehouseDltTranslator(),
+        dagster_dlt_translator=translator,
         pool=WRITER_POOL,
     )
     def load(context: dg.AssetExecutionContext, dlt: DagsterDltResource) -> Iterator[Any]:
-        results: dict[dg.AssetKey, Any] = {}  # each table's materialisation, once
-        loaded, failed = [], []
+        selected = [
+            name
+            for name, resource in placeholder.resources.items()
+            if key(resource) in context.selected_asset_keys
+        ]
+        metadata: dict[dg.AssetKey, Any] = {}  # each table's, from the last tenant loaded
+        loaded, failures = [], []
         for tenant in tenants_to_load([spec.name]):
             try:
-                args = tenant.source_args()
-
-                def run(pipeline: Any, args: dict[str, Any] = args) -> list[Any]:
-                    return list(
-                        dlt.run(
-                            context=context,
-                            dlt_source=spec.source_factory()(**args),
-                            dlt_pipeline=pipeline,
-                            loader_file_format=LOADER_FILE_FORMAT,
-                        )
-                    )
-
-                # A backlog (an event source stops at its events-per-load cap) is loaded in
-                # further runs within this step; Dagster records the last one's results.
-                *_, last = run_in_parts(spec, location, run, tenant.pipeline_name)
+                # A backlog (an event source stops at its events-per-run cap) is loaded in
+                # further runs within this step; Dagster records what the last one loaded.
+                *_, (run_pipeline, source, info) = run_source(
+                    spec, location, tenant.source_args(), selected, tenant.pipeline_name
+                )
             except Exception as exc:
-                reason = str(find_vendor_error(exc) or exc).splitlines() or [type(exc).__name__]
-                context.log.error(f"{tenant.label}: {reason[0]}")
-                failed.append(tenant.label)
+                line = describe_failure(exc)
+                context.log.error(f"{tenant.label}: {line}")
+                failures.append(f"{tenant.label}: {line}")
                 continue
             loaded.append(tenant.label)
-            results.update((result.asset_key, result) for result in last)
-        for result in results.values():
+            for resource in source.selected_resources.values():
+                metadata[key(resource)] = dlt.extract_resource_metadata(
+                    context, resource, info, run_pipeline
+                )
+        for asset_key, table_metadata in metadata.items():
             yield dg.MaterializeResult(
-                asset_key=result.asset_key,
-                metadata={**(result.metadata or {}), "tenants": ", ".join(loaded)},
+                asset_key=asset_key, metadata={**table_metadata, "tenants": ", ".join(loaded)}
             )
-        if failed:
+        if failures:
             raise dg.Failure(
-                f"{len(failed)} of {len(failed) + len(loaded)} tenants failed to "
-                f"load: {', '.join(failed)}"
+                description=f"{len(failures)} of {len(failures) + len(loaded)} tenants failed "
+                f"to load: {'; '.join(failures)}"
             )
 
     return load

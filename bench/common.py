@@ -90,7 +90,7 @@ def run_child(code: str, env: dict[str, str] | None = None) -> tuple[float, floa
 
 def posture_program(*args: str) -> str:
     """Code for `run_child` that runs the `posture` program with `args` as its console script
-    does (so a load keeps its imports lean), failing unless it exits 0."""
+    does, failing unless it exits 0."""
     return (
         f"import sys\nfrom cli.main import run\nsys.argv = ['posture', *{list(args)!r}]\n"
         "try:\n    run()\nexcept SystemExit as exit_:\n    if exit_.code:\n        raise\n"

@@ -238,15 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The `posture` program: `main` on this process's arguments, then exit. A load first keeps
-    this process's imports lean (`pipelines.lean_imports`: about 55 MB less peak memory), which
-    only a process that exits after the command may do."""
-    args = build_parser().parse_args()
-    if args.command == "load":
-        from pipelines.lean_imports import keep_imports_lean
-
-        keep_imports_lean()
-    sys.exit(_execute(args))
+    """The `posture` program: `main` on this process's arguments, then exit."""
+    sys.exit(main())
 
 
 def _execute(args: argparse.Namespace) -> int:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from warehouse.location import WarehouseLocation
+
+# The resource-state key under which a source that loads in runs says it stopped at its
+# events-per-run cap with more to load; it removes the key once it reaches the end.
+BACKLOG = "backlog"
 
 
 @dataclass(frozen=True)
@@ -27,14 +30,19 @@ class SourceSpec:
     # needs them at definition time; no request is made and no secret is read).
     placeholder_args: tuple[tuple[str, str], ...] = ()
     row_ids: bool = False  # add `_dlt_id` to every row (tables without a natural key)
-    # The DuckDB pool of its loads (None: `warehouse.connection`'s default, what insert-only
-    # merges need); `POSTURE_LOAD_MEMORY_LIMIT` overrides it.
-    load_memory_limit: str | None = None
+    # Loads a bounded number of events per run, keeping its place under `BACKLOG`.
+    loads_in_runs: bool = False
 
-    def source_factory(self) -> Callable[..., Any]:
-        """The dlt source function (imported on demand: dlt is slow to import)."""
+    def source(self, **args: Any) -> Any:
+        """The dlt source, built with `args` (and `BACKLOG` as its `backlog_key` if it loads in
+        runs); its module is imported on demand, as dlt is slow to import."""
         module, function = self.factory.split(":")
-        return getattr(importlib.import_module(module), function)
+        factory = getattr(importlib.import_module(module), function)
+        return factory(**({"backlog_key": BACKLOG} if self.loads_in_runs else {}), **args)
+
+    def placeholder(self) -> Any:
+        """The source built from `placeholder_args`, only to list its resources."""
+        return self.source(**dict(self.placeholder_args))
 
 
 SOURCES: dict[str, SourceSpec] = {
@@ -61,6 +69,7 @@ SOURCES: dict[str, SourceSpec] = {
                 ("base_url", "https://audit.us-1.cloudone.trendmicro.com"),
                 ("api_key", "placeholder"),
             ),
+            loads_in_runs=True,
         ),
         SourceSpec(
             "onepassword",
@@ -70,9 +79,7 @@ SOURCES: dict[str, SourceSpec] = {
             "SOURCES__ONEPASSWORD_EVENTS__",
             "token",
             (("base_url", "https://events.1password.com"), ("token", "placeholder")),
-            # Its delete-insert merge needs less than the default: 32 MB is about 30 MB less
-            # peak at 200,000 events (a merge into 16 million rows fit in 24 MB).
-            load_memory_limit="32MB",
+            loads_in_runs=True,
         ),
     )
 }
@@ -97,25 +104,10 @@ def enabled_sources() -> list[SourceSpec]:
 def load(
     name: str, location: WarehouseLocation, pipeline_name: str | None = None, **source_args: Any
 ) -> list[Any]:
-    """Run one source's pipeline (its own, or `pipeline_name`: one tenant's, see
-    `pipelines.tenants`) into the warehouse until it has no backlog; returns dlt's LoadInfo of
-    each run.
+    """Run one source into the warehouse through its pipeline, or `pipeline_name` (one
+    tenant's, see `pipelines.tenants`), until it has no backlog (`run_source`); returns dlt's
+    LoadInfo of each run."""
+    from pipelines.pipeline import run_source  # dlt: slow to import
 
-    The event sources bring a bounded number of events per run and keep their place, so a long
-    backfill is several runs, each committed on its own: memory stays flat, and a failure loses
-    only the run in progress. A failed run leaves no half-extracted package behind, so the next
-    run starts clean. Its cursors and state are not committed, but tables it had already merged
-    keep those rows (dlt commits each table's load on its own): the next run, from the last
-    committed place, merges them again, and the merge keys store each row once."""
-    from pipelines.pipeline import LOADER_FILE_FORMAT, run_in_parts  # dlt: slow to import
-
-    spec = SOURCES[name]
-
-    def run(pipeline: Any) -> Any:
-        pipeline.abort_packages()
-        source = spec.source_factory()(**source_args)
-        info = pipeline.run(source, loader_file_format=LOADER_FILE_FORMAT)
-        info.raise_on_failed_jobs()
-        return info
-
-    return list(run_in_parts(spec, location, run, pipeline_name))
+    runs = run_source(SOURCES[name], location, source_args, pipeline_name=pipeline_name)
+    return [info for _, _, info in runs]

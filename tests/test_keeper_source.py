@@ -354,3 +354,41 @@ def test_tenant_names_never_reach_sql_text(keeper_env: SimulatorServer, location
     transform(location, quiet=True)
     kpis = query(location, "select tenant, total_users from marts.fct_keeper_daily_kpis")
     assert sorted(kpis) == sorted((t, users) for t in ("acme", *TENANTS_WITH_SQL_CHARACTERS))
+
+
+class LoopingKeeper(PagedKeeper):
+    """Pages the user details, then goes wrong: `loop` sends the first token again, `empty`
+    sends empty pages with `has_more` and a new token for ever."""
+
+    mode = ""
+
+    def handle(self, request: Request) -> Response:
+        response = super().handle(request)
+        payload = response.payload
+        if not self.mode or not isinstance(payload, dict) or "has_more" not in payload:
+            return response
+        token = int(request.query.get("continuation_token") or 0)
+        if self.mode == "loop" and token >= 25:
+            payload.update(has_more=True, continuation_token="25")
+        if self.mode == "empty" and token >= 25:
+            payload.update(has_more=True, continuation_token=str(token + 1))
+            payload["enterprise_stat_details"] = []
+        return response
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected"),
+    [
+        ("loop", "sent a continuation_token it had sent before"),
+        ("empty", "sent 11 empty pages in a row"),
+    ],
+)
+def test_a_walk_that_would_not_end_fails_naming_the_endpoint(
+    location, keeper_token: str, mode: str, expected: str
+):
+    sim = LoopingKeeper(users=60, seed=3, tokens=(keeper_token,))
+    sim.mode = mode
+    with SimulatorServer(sim) as server, pytest.raises(Exception) as failure:
+        load("keeper", location, base_url=server.url, api_token=keeper_token)
+    message = str(find_vendor_error(failure.value))
+    assert message.startswith(f"Keeper RMD: /api/rest/rmd/get_enterprise_stat_details {expected}")

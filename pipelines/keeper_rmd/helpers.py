@@ -8,12 +8,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dlt.sources.helpers.rest_client.auth import APIKeyAuth
-from dlt.sources.helpers.rest_client.paginators import BasePaginator
-from requests import Request, Response
+from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
+from requests import Response
 
 from pipelines.vendor_http import MalformedResponseError, VendorClient, parse_utc, server_time
 
-from .settings import SECRET_HINT, SNAPSHOT_DISPOSITION, VENDOR
+from .settings import MAX_EMPTY_PAGES, SECRET_HINT, SNAPSHOT_DISPOSITION, VENDOR
 
 
 def keeper_client(base_url: str, api_token: str) -> VendorClient:
@@ -24,28 +24,42 @@ def keeper_client(base_url: str, api_token: str) -> VendorClient:
     return VendorClient(base_url, auth, VENDOR, SECRET_HINT)
 
 
-class ContinuationTokenPaginator(BasePaginator):
-    """Follows `continuation_token` while `has_more` is true (Keeper's internal channel pages
-    this way); a response without them, as the REST contract shows, is a single page. More
-    pages without a token to reach them is an error: the snapshot would be partial."""
+class ContinuationTokenPaginator(JSONResponseCursorPaginator):
+    """dlt's cursor paginator on Keeper's `continuation_token` (sent back as a query parameter),
+    followed only while `has_more` is true: a response without them, as the REST contract
+    shows, is a single page. It fails rather than load part of a snapshot or walk forever: more
+    pages without a token, a token seen before, or more than `MAX_EMPTY_PAGES` empty pages in
+    a row."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self._token: str | None = None
+        super().__init__(cursor_path="continuation_token", cursor_param="continuation_token")
+        self._tokens: set[Any] = set()
+        self._empty_pages = 0
 
     def update_state(self, response: Response, data: list[Any] | None = None) -> None:
+        super().update_state(response, data)
         body = response.json()
-        token = body.get("continuation_token") if isinstance(body, dict) else None
-        if isinstance(body, dict) and body.get("has_more") is True and not token:
+        endpoint = urlsplit(response.url).path
+        if not (isinstance(body, dict) and body.get("has_more") is True):
+            self._has_next_page = False
+            return
+        token = self._next_reference
+        if not token:
             raise MalformedResponseError(
-                f"{VENDOR}: {urlsplit(response.url).path} says it has more pages "
-                "but sent no continuation_token"
+                f"{VENDOR}: {endpoint} says it has more pages but sent no continuation_token"
             )
-        self._token = token if token and body.get("has_more") else None
-        self._has_next_page = self._token is not None
-
-    def update_request(self, request: Request) -> None:
-        request.params = {**(request.params or {}), "continuation_token": self._token}
+        if token in self._tokens:
+            raise MalformedResponseError(
+                f"{VENDOR}: {endpoint} sent a continuation_token it had sent before (a loop)"
+            )
+        self._tokens.add(token)
+        empty = not any(isinstance(value, list) and value for value in body.values())
+        self._empty_pages = self._empty_pages + 1 if empty else 0
+        if self._empty_pages > MAX_EMPTY_PAGES:
+            raise MalformedResponseError(
+                f"{VENDOR}: {endpoint} sent {self._empty_pages} empty pages in a row, each "
+                "saying it has more"
+            )
 
 
 @dataclass

@@ -32,7 +32,6 @@ import dlt
 import pyarrow as pa
 from dlt.sources import DltResource
 
-from pipelines.pipeline import BACKLOG
 from pipelines.vendor_http import VendorHTTPError, parse_utc, server_time
 
 from .arrow_tables import combine, empty_events_table, events_to_arrow
@@ -64,6 +63,8 @@ def onepassword_events(
     tenant: str | None = None,
     rate_limits: Sequence[Sequence[float]] | None = None,
     max_events: int = MAX_EVENTS_PER_LOAD,
+    *,
+    backlog_key: str,
 ) -> list[DltResource]:
     """Sign-in attempts, item usages and audit events the token may read, merged on `uuid`.
 
@@ -79,6 +80,8 @@ def onepassword_events(
         max_events: events a run loads, the types together (each type stops at its first page
             boundary past this, keeps the cursor and reports a backlog: a long backfill becomes
             several runs of flat memory, each committed on its own).
+        backlog_key: the resource-state key under which a run that stopped at `max_events`
+            says so (the caller runs again while it is set).
     """
     if not 1 <= page_limit <= MAX_PAGE_LIMIT:
         raise ValueError(f"{VENDOR}: page_limit must be from 1 to {MAX_PAGE_LIMIT}")
@@ -136,7 +139,7 @@ def onepassword_events(
                 head = next(pages)
             pending: list[pa.Table] = []  # pages not passed to dlt yet
             loaded = 0  # events of this type passed to dlt
-            state.pop(BACKLOG, None)
+            state.pop(backlog_key, None)
             for page in itertools.chain([head], pages):  # each page: its items' JSON text
                 if page:
                     page_events = events_to_arrow(
@@ -160,7 +163,7 @@ def onepassword_events(
                 if not pending:
                     cursors[name] = paginator.cursor  # all passed over: continue after it
                     if full and paginator.has_next_page:
-                        state[BACKLOG] = True
+                        state[backlog_key] = True
                         logger.info("%s %s: %d events loaded, more to come", VENDOR, table, loaded)
                         break
 

@@ -26,8 +26,6 @@ import dlt
 import pyarrow as pa
 from dlt.sources import DltResource
 
-from pipelines.pipeline import BACKLOG
-
 from .helpers import base_url_for, parse_time, trend_client
 from .pagination import LogPages, StoredCursorRefused
 from .progress import ReadProgress
@@ -56,6 +54,8 @@ def trend_audit(
     page_limit: int = MAX_PAGE_LIMIT,
     lookback_minutes: float = DEFAULT_LOOKBACK.total_seconds() / 60,
     max_events: int = MAX_EVENTS_PER_LOAD,
+    *,
+    backlog_key: str,
 ) -> DltResource:
     """The Cloud One audit log, loaded incrementally into table `audit_logs`.
 
@@ -71,6 +71,8 @@ def trend_audit(
         lookback_minutes: events this much older than a tenant's newest loaded event are still
             looked for (must exceed the vendor's delay in logging an event).
         max_events: events one run loads at most; the read goes on in the next run.
+        backlog_key: the resource-state key under which a run that stopped at `max_events`
+            keeps its place (the caller runs again while it is set).
     """
     if not 1 <= page_limit <= MAX_PAGE_LIMIT:
         raise ValueError(f"{VENDOR}: page_limit must be 1 to {MAX_PAGE_LIMIT}, not {page_limit}")
@@ -90,7 +92,7 @@ def trend_audit(
     )
     def audit_logs() -> Iterator[pa.Table]:
         state = dlt.current.resource_state()
-        resume = state.pop(BACKLOG, None)
+        resume = state.pop(backlog_key, None)
         try:
             yield from read_log(state, resume)
         except StoredCursorRefused as refused:
@@ -119,7 +121,7 @@ def trend_audit(
             if progress.rest_is_loaded:
                 break
             if progress.events_this_run >= max_events and pages.next_cursor is not None:
-                state[BACKLOG] = {
+                state[backlog_key] = {
                     "cursor": pages.next_cursor,
                     "last_page_ids": pages.last_page_ids,
                     **progress.resume_state(),
@@ -127,7 +129,7 @@ def trend_audit(
                 break
         if rows.size:
             yield rows.take()
-        if BACKLOG not in state:  # the read reached its end: events up to its newest are loaded
+        if backlog_key not in state:  # the read reached its end: events up to its newest are loaded
             tenants_by_key[key_id] = sorted(progress.newest)
             for name, newest in progress.updated_marks().items():
                 high_water_marks[name] = newest.isoformat()
@@ -138,7 +140,7 @@ def trend_audit(
             progress.pages_read,
             progress.events_read,
             len(progress.newest),
-            "more to load: the next run goes on" if BACKLOG in state else progress.stop_reason,
+            "more to load: the next run goes on" if backlog_key in state else progress.stop_reason,
         )
 
     return audit_logs
