@@ -4,7 +4,7 @@ the tests and the benchmarks.
 A run extracts and normalises without the warehouse (the network sets its pace), then takes the
 writer turn only to load: a slow vendor never keeps other writers waiting. Packages a failed or
 killed run left behind are aborted first (dlt restores the state they had advanced), so a run
-always starts from the last committed place, from the CLI or from Dagster alike.
+always starts where the last committed run ended, from the CLI or from Dagster alike.
 """
 
 from __future__ import annotations
@@ -76,11 +76,11 @@ def run_source(
     `pipeline_name` (see `pipelines.tenants`), until it reports no backlog; yields each run's
     pipeline, source and LoadInfo.
 
-    The event sources bring a bounded number of events per run and keep their place, so a long
-    backfill is several runs, each committed on its own: memory stays flat, and a failure loses
-    only the run in progress (tables it had already merged keep those rows; the next run merges
-    them again and the merge keys store each row once)."""
-    part = 1
+    The event sources bring a bounded number of events per run and remember where they
+    stopped, so a long backfill is several runs, each committed on its own: memory stays flat,
+    and a failure loses only the run in progress (tables it had already merged keep those
+    rows; the next run merges them again and the merge keys store each row once)."""
+    runs = 1
     while True:
         dataset = spec.pipeline_name  # also the source's name in the pipeline state
         pipeline = make_pipeline(pipeline_name or dataset, location, spec.row_ids, dataset)
@@ -100,6 +100,6 @@ def run_source(
         if not any(state.get(BACKLOG) for state in states.get("resources", {}).values()):
             return
         logger.info(
-            "%s: loaded run %d of a backlog; loading the next", pipeline.pipeline_name, part
+            "%s: loaded run %d of a backlog; loading the next", pipeline.pipeline_name, runs
         )
-        part += 1
+        runs += 1

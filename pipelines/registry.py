@@ -30,7 +30,7 @@ class SourceSpec:
     # needs them at definition time; no request is made and no secret is read).
     placeholder_args: tuple[tuple[str, str], ...] = ()
     row_ids: bool = False  # add `_dlt_id` to every row (tables without a natural key)
-    # Loads a bounded number of events per run, keeping its place under `BACKLOG`.
+    # Loads a bounded number of events per run, saying under `BACKLOG` that more remain.
     loads_in_runs: bool = False
 
     def source(self, **args: Any) -> Any:

@@ -45,7 +45,7 @@ from tenacity import RetryCallState, Retrying, retry_any, retry_if_exception_typ
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 LOAD_DEADLINE_ENV = "POSTURE_LOAD_DEADLINE"
-# Long enough for the largest run of a source (a backfill's part), short enough that a stuck
+# Long enough for the largest run of a source (one run of a backfill), short enough that a stuck
 # vendor is noticed well within an hourly schedule.
 DEFAULT_LOAD_DEADLINE_SECONDS = 1200.0
 # Reaching a host takes well under this; the read timeout comes from dlt's runtime settings.

@@ -25,7 +25,7 @@ from .helpers import (
     Observation,
     keeper_client,
     parse_keeper_time,
-    stamped,
+    with_columns,
 )
 from .settings import (
     ALERTS_DETAIL,
@@ -67,11 +67,11 @@ def keeper_rmd(
         )
 
     def pages(path: str, key: str, params: dict[str, Any] | None = None) -> Iterator[list[dict]]:
-        """Each page's list under `key`, stamped with the snapshot columns."""
+        """Each page's list under `key`, with the snapshot columns added."""
         for page in _fetch(client, path, params):
             body = page[0]
-            stamp = observation.stamp(page.response)
-            yield [stamped(row, stamp) for row in require_records(body, key, VENDOR, path)]
+            columns = observation.snapshot_columns(page.response)
+            yield [with_columns(row, columns) for row in require_records(body, key, VENDOR, path)]
 
     def table(name: str, rows: list[dict[str, Any]], path: str) -> Any:
         """`rows` (possibly none) as a typed Arrow table, marked to replace the snapshot's day."""
@@ -87,7 +87,11 @@ def keeper_rmd(
             body = page[0]
             for key in ("users_has_records", "users_logged_recent"):
                 require(body, key, int, VENDOR, STAT)
-            yield table("enterprise_stat", [stamped(body, observation.stamp(page.response))], STAT)
+            yield table(
+                "enterprise_stat",
+                [with_columns(body, observation.snapshot_columns(page.response))],
+                STAT,
+            )
 
     @snapshot_resource("enterprise_stat_details", primary_key=(*SNAPSHOT_KEY, "enterprise_user_id"))
     def enterprise_stat_details() -> Iterator[list[dict[str, Any]]]:
@@ -123,7 +127,7 @@ def keeper_rmd(
             params = {"audit_event_type": event_type}
             # Both seeds show the detail under the summary's key.
             for rows in pages(ALERTS_DETAIL, "security_alerts_summary", params):
-                rows = [stamped(row, {"audit_event_type": event_type}) for row in rows]
+                rows = [with_columns(row, {"audit_event_type": event_type}) for row in rows]
                 yield table("security_alerts_detail", rows, ALERTS_DETAIL)
 
     @snapshot_resource("security_benchmarks", primary_key=(*SNAPSHOT_KEY, "id"))

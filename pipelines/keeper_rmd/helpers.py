@@ -27,7 +27,7 @@ def keeper_client(base_url: str, api_token: str) -> VendorClient:
 class ContinuationTokenPaginator(JSONResponseCursorPaginator):
     """dlt's cursor paginator on Keeper's `continuation_token` (sent back as a query parameter),
     followed only while `has_more` is true: a response without them, as the REST contract
-    shows, is a single page. It fails rather than load part of a snapshot or walk forever: more
+    shows, is a single page. It fails rather than load a partial snapshot or walk forever: more
     pages without a token, a token seen before, or more than `MAX_EMPTY_PAGES` empty pages in
     a row."""
 
@@ -72,7 +72,7 @@ class Observation:
     tenant: str
     observed_at: datetime | None = None
 
-    def stamp(self, response: Response) -> dict[str, Any]:
+    def snapshot_columns(self, response: Response) -> dict[str, Any]:
         """The snapshot columns for rows from `response` (fixing the time on first use)."""
         if self.observed_at is None:
             self.observed_at = server_time(response)
@@ -102,11 +102,11 @@ class Observation:
         return {**SNAPSHOT_DISPOSITION, "destination_scope": scope}
 
 
-def stamped(record: dict[str, Any], stamp: dict[str, Any]) -> dict[str, Any]:
-    """`record` with the columns of `stamp` added. A vendor field of the same name and another
-    value is kept as `vendor_<name>`, not overwritten."""
-    kept = {f"vendor_{k}": record[k] for k in stamp if k in record and record[k] != stamp[k]}
-    return {**record, **kept, **stamp}
+def with_columns(record: dict[str, Any], columns: dict[str, Any]) -> dict[str, Any]:
+    """`record` with `columns` added. A vendor field of the same name and another value is kept
+    as `vendor_<name>`, not overwritten."""
+    kept = {f"vendor_{k}": record[k] for k in columns if k in record and record[k] != columns[k]}
+    return {**record, **kept, **columns}
 
 
 def parse_keeper_time(value: Any, field: str, endpoint: str) -> datetime | None:
