@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 # dlt's default DuckDB format (insert_values) is slow and memory-hungry; parquet goes through
 # Arrow and DuckDB's native reader.
 LOADER_FILE_FORMAT = "parquet"
+# A load's only memory settings, for the peak-memory aim of `bench/bench_onepassword.py`:
+# without them DuckDB caches most of the machine's memory as it merges (past this limit it
+# spills to disk instead).
+LOAD_DUCKDB_CONFIG = {"memory_limit": "128MB", "threads": 1}
 
 
 def make_pipeline(
@@ -50,7 +54,8 @@ def make_pipeline(
 
         destination = dlt_destination(lake)
     else:
-        destination = dlt.destinations.duckdb(DuckDbCredentials(str(location.working_db)))
+        credentials = DuckDbCredentials(str(location.working_db), global_config=LOAD_DUCKDB_CONFIG)
+        destination = dlt.destinations.duckdb(credentials)
     return dlt.pipeline(
         pipeline_name=name,
         pipelines_dir=str(location.pipelines_dir),
