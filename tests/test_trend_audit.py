@@ -21,7 +21,7 @@ import pytest
 
 from cli.steps import transform
 from pipelines import registry
-from pipelines.pipeline import LOADER_FILE_FORMAT, loading_pipeline
+from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline
 from pipelines.trend_audit.helpers import base_url_for, parse_time
 from pipelines.trend_audit.progress import OrderWatch, ReadProgress
 from pipelines.trend_audit.settings import COLUMNS, PRIMARY_KEY, WRITE_DISPOSITION
@@ -403,8 +403,8 @@ def test_a_warehouse_holding_the_columns_the_loader_used_to_derive_still_loads(
         kwargs = {"write_disposition": WRITE_DISPOSITION, "primary_key": PRIMARY_KEY}
         yield dlt.resource(table, name="audit_logs", columns=hints, **kwargs)
 
-    with loading_pipeline("trend_audit", location) as pipeline:
-        pipeline.run(previous_version(), loader_file_format=LOADER_FILE_FORMAT)
+    pipeline = make_pipeline("trend_audit", location)
+    pipeline.run(previous_version(), loader_file_format=LOADER_FILE_FORMAT)
     sim.advance(hours=6)
     load(location, trend, trend_key)
     assert loaded_ids(location) == sorted([*expected_ids(sim), ("t0", "e0")])
