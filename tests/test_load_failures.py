@@ -75,4 +75,4 @@ def test_a_failed_load_in_dagster_says_what_the_cli_says(keeper_env, location, m
     )
     result = dg.materialize([keeper], raise_on_error=False)
     (failure,) = result.get_step_failure_events()
-    assert failure.step_failure_data.user_failure_data.description == cause
+    assert cause in failure.step_failure_data.user_failure_data.description
