@@ -1,4 +1,5 @@
-"""Connections to the warehouse for readers: read-only, to the published copy."""
+"""Connections to the warehouse: read-only to the published copy for readers, and the working
+file's catalog name."""
 
 from __future__ import annotations
 
@@ -27,3 +28,8 @@ def connect_published(location: WarehouseLocation | None = None) -> duckdb.DuckD
             f"nothing published yet at {path}: run `posture demo` or a load, transform and publish"
         )
     return duckdb.connect(str(path), read_only=True, config=READER_DUCKDB_CONFIG)
+
+
+def working_catalog(location: WarehouseLocation) -> str:
+    """The catalog name of the working file (its stem, as when DuckDB opens it directly)."""
+    return location.working_db.stem
