@@ -165,3 +165,16 @@ def test_the_published_copy_leaves_the_vendor_json_in_the_working_file(trend_env
         working.close()
         published.close()
     assert location.published_db.stat().st_size < location.working_db.stat().st_size
+
+
+def test_a_warehouse_folder_named_with_a_quote_publishes(tmp_path):
+    # dlt cannot load into such a folder yet, but a restored or moved warehouse can sit in one.
+    from warehouse.location import WarehouseLocation
+
+    location = WarehouseLocation(tmp_path / "O'Brien's warehouse").ensure()
+    with duckdb.connect(str(location.working_db)) as con:
+        con.execute("create schema keeper_rmd")
+        con.execute("create table keeper_rmd.enterprise_stat as select 1 as day")
+    publish(location)
+    with connect_published(location) as con:
+        assert stat_days(con) == 1

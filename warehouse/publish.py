@@ -113,9 +113,10 @@ def _write_reader_copy(source: Path, staging: Path, catalog: str) -> None:
     columns left empty) and views, under the working file's catalog name so that the views'
     qualified names resolve in it."""
     working = f"{catalog}_working"
+    staging_path, source_path = (str(path).replace("'", "''") for path in (staging, source))
     with duckdb.connect() as con:
-        con.execute(f"ATTACH '{staging}' AS {catalog}")
-        con.execute(f"ATTACH '{source}' AS {working} (READ_ONLY)")
+        con.execute(f"ATTACH '{staging_path}' AS {catalog}")
+        con.execute(f"ATTACH '{source_path}' AS {working} (READ_ONLY)")
         con.execute(f"USE {catalog}")
         columns = con.execute(
             "select schema_name, table_name, column_name, data_type from duckdb_columns() "
