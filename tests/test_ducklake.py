@@ -80,18 +80,19 @@ def posture(location, *args: str) -> subprocess.Popen:
 
 
 # A reader in its own process: counts the Trend Micro events over and over until told to stop,
-# printing when each query started and ended and what it saw.
+# writing when each query started and ended and what it saw to its own file (stdout may carry
+# other lines, such as DuckDB's progress bar).
 READER = textwrap.dedent(
     """
     import json, sys, time
     from pathlib import Path
     from warehouse.engine import connect_reader
-    stop = Path(sys.argv[1])
+    stop, log = Path(sys.argv[1]), open(sys.argv[3], "w")
     while not stop.exists():
         started = time.time()
         with connect_reader() as con:
             (count,) = con.execute(sys.argv[2]).fetchone()
-        print(json.dumps([started, time.time(), count]), flush=True)
+        print(json.dumps([started, time.time(), count]), file=log, flush=True)
     """
 )
 
@@ -118,12 +119,11 @@ def test_three_sources_on_the_lake_side_by_side_with_a_reader_and_time_travel(
     # Two loads of different sources at once, each in its own process, and a reader in a third.
     trend_env.simulator.advance(hours=12)
     stop = location.data_dir / "stop-reading"
+    reads_log = location.data_dir / "reads.jsonl"
     reader = subprocess.Popen(
-        [sys.executable, "-c", READER, str(stop), TREND_COUNT],
+        [sys.executable, "-c", READER, str(stop), TREND_COUNT, str(reads_log)],
         cwd=PROJECT,
         env={**os.environ, "PYTHONPATH": str(PROJECT)},
-        stdout=subprocess.PIPE,
-        text=True,
     )
     loads_started = time.time()
     loads = [posture(location, "load", source) for source in ("trend", "onepassword")]
@@ -132,14 +132,13 @@ def test_three_sources_on_the_lake_side_by_side_with_a_reader_and_time_travel(
         assert process.returncode == 0, err[-2000:]
     loads_ended = time.time()
     stop.touch()
-    seen, _ = reader.communicate(timeout=60)
-    assert reader.returncode == 0
+    assert reader.wait(timeout=60) == 0
 
     ((after,),) = lake_rows(lake, TREND_COUNT)
     assert after == len(trend_env.simulator.retained_events()) > before
     ids = lake_rows(lake, "select id from trend_audit.audit_logs order by id")
     assert [i for (i,) in ids] == sorted(e["id"] for e in trend_env.simulator.retained_events())
-    reads = [json.loads(line) for line in seen.splitlines()]
+    reads = [json.loads(line) for line in reads_log.read_text().splitlines()]
     assert {count for _, _, count in reads} <= {before, after}  # never half a load
     # Never blocked: reads began and finished while the loads were writing.
     assert any(loads_started < start and end < loads_ended for start, end, _ in reads)
