@@ -89,9 +89,12 @@ def run_source(
     while True:
         dataset = spec.pipeline_name  # also the source's name in the pipeline state
         pipeline = make_pipeline(pipeline_name or dataset, location, spec.row_ids, dataset)
-        if pipeline.has_pending_data:
-            with writing(location):
+        with writing(location):
+            if pipeline.has_pending_data:
                 pipeline.abort_packages()
+            # What `pipeline.run` does first: take the state the warehouse holds when it is newer
+            # than this machine's (its pipelines folder lost, or another host loaded the lake).
+            pipeline.sync_destination()
         source = spec.source(**(source_args or {}))
         if resources is not None:
             source = source.with_resources(*resources)

@@ -579,3 +579,20 @@ def test_a_closed_port_fails_in_one_line_naming_the_token_check(location, token,
     cause = "1Password Events: /api/v2/auth/introspect refused the connection"
     assert cause in lines[0], lines[0]
     assert token not in out.stderr + out.stdout
+
+
+def test_a_lost_pipelines_folder_continues_from_the_cursors_the_warehouse_keeps(server, location):
+    # dlt keeps each run's state in the warehouse too: a machine whose pipelines folder is gone
+    # (a new host, a restored warehouse, another machine loading a shared lake) goes on from there.
+    import shutil
+
+    load("onepassword", location)
+    before = query(
+        location, "select count(*), max(_dlt_load_id) from onepassword_events.item_usages"
+    )
+    shutil.rmtree(location.pipelines_dir)
+    load("onepassword", location)  # nothing new at the vendor
+    assert (
+        query(location, "select count(*), max(_dlt_load_id) from onepassword_events.item_usages")
+        == before
+    )
