@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import secrets
 import sys
 from collections.abc import Iterator
@@ -32,7 +31,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from common import bench_env, posture_program, row, run_child, scratch_dir
+from common import bench_env, posture_program, row, run_child, scratch_dir, served_from_process
 
 TOKEN = f"op-bench-{secrets.token_hex(8)}"  # a fake token for the server
 EVENTS_PER_DAY = 10_000
@@ -169,19 +168,9 @@ def serve_pages(events: int, token: str, ready, port) -> None:
 
 @contextmanager
 def page_server(events: int) -> Iterator[str]:
-    """`serve_pages` in its own process (its CPU and memory are not the client's); yields the
-    base URL once the pages are built."""
-    ctx = multiprocessing.get_context("spawn")
-    ready, port = ctx.Event(), ctx.Value("i", 0)
-    process = ctx.Process(target=serve_pages, args=(events, TOKEN, ready, port), daemon=True)
-    process.start()
-    try:
-        if not ready.wait(1800):
-            raise RuntimeError("the page server did not start")
-        yield f"http://127.0.0.1:{port.value}"
-    finally:
-        process.kill()
-        process.join()
+    """`serve_pages` in its own process; yields the base URL once the pages are built."""
+    with served_from_process(serve_pages, events, TOKEN, wait=1800) as url:
+        yield url
 
 
 def stored_events(db: Path) -> int:

@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from common import bench_env, posture_program, row, run_child, scratch_dir
+from common import bench_env, posture_program, row, run_child, scratch_dir, served_from_process
 
 KEY = f"trend-bench-{secrets.token_hex(8)}"  # a fake API key for the server
 HISTORY_DAYS = 30
@@ -125,7 +125,7 @@ class PageServer:
         return (200, page) if page is not None else (400, b'{"message": "Invalid cursor"}')
 
 
-def serve_pages(events: int, key: str, ready, port, served) -> None:
+def serve_pages(events: int, key: str, served, ready, port) -> None:
     """Build the pages, then serve them on an ephemeral loopback port (a process target),
     counting requests in `served`."""
     pages = PageServer(events, key)
@@ -156,20 +156,11 @@ def serve_pages(events: int, key: str, ready, port, served) -> None:
 
 @contextmanager
 def page_server(events: int) -> Iterator[tuple[str, object]]:
-    """`serve_pages` in its own process (its CPU and memory are not the client's); yields the
-    base URL once the pages are built, and the shared request counter."""
-    ctx = multiprocessing.get_context("spawn")
-    ready, port, served = ctx.Event(), ctx.Value("i", 0), ctx.Value("l", 0)
-    args = (events, KEY, ready, port, served)
-    process = ctx.Process(target=serve_pages, args=args, daemon=True)
-    process.start()
-    try:
-        if not ready.wait(1800):
-            raise RuntimeError("the page server did not start")
-        yield f"http://127.0.0.1:{port.value}", served
-    finally:
-        process.kill()
-        process.join()
+    """`serve_pages` in its own process; yields the base URL once the pages are built, and the
+    shared request counter."""
+    served = multiprocessing.get_context("spawn").Value("l", 0)
+    with served_from_process(serve_pages, events, KEY, served, wait=1800) as url:
+        yield url, served
 
 
 def stored_events(db: Path) -> int:

@@ -57,20 +57,31 @@ def _serve(factory: Callable[[], Any], ready: Any, port: Any) -> None:
 
 
 @contextmanager
-def simulator_process(factory: Callable[[], Any]) -> Iterator[str]:
-    """Serve `factory()` from a separate process (its CPU and memory are not the client's);
-    yields the base URL. `factory` must be picklable (a module-level function or partial)."""
+def served_from_process(
+    target: Callable[..., None], *args: Any, wait: float = 120
+) -> Iterator[str]:
+    """Run `target(*args, ready, port)` in a separate process (its CPU and memory are not the
+    client's): it serves on loopback, then sets `port` and `ready`. Yields the base URL once it
+    is ready. `target` and `args` must be picklable (module-level functions, shared values)."""
     ctx = multiprocessing.get_context("spawn")
     ready, port = ctx.Event(), ctx.Value("i", 0)
-    process = ctx.Process(target=_serve, args=(factory, ready, port), daemon=True)
+    process = ctx.Process(target=target, args=(*args, ready, port), daemon=True)
     process.start()
     try:
-        if not ready.wait(120):
-            raise RuntimeError("simulator did not start")
+        if not ready.wait(wait):
+            raise RuntimeError(f"{target.__name__} did not start")
         yield f"http://127.0.0.1:{port.value}"
     finally:
         process.kill()
         process.join()
+
+
+@contextmanager
+def simulator_process(factory: Callable[[], Any]) -> Iterator[str]:
+    """Serve `factory()` (a vendor simulator) from a separate process; yields the base URL.
+    `factory` must be picklable (a module-level function or partial)."""
+    with served_from_process(_serve, factory) as url:
+        yield url
 
 
 def run_child(code: str, env: dict[str, str] | None = None) -> tuple[float, float, str]:
