@@ -22,8 +22,8 @@ import pytest
 from cli.steps import transform
 from pipelines import registry
 from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline
-from pipelines.trend_audit.helpers import base_url_for, parse_time
-from pipelines.trend_audit.progress import OrderWatch, ReadProgress
+from pipelines.trend_audit import OrderWatch, ReadProgress, parse_time
+from pipelines.trend_audit.client import base_url_for
 from pipelines.trend_audit.settings import COLUMNS, PRIMARY_KEY, WRITE_DISPOSITION
 from pipelines.vendor_http import MalformedResponseError, VendorHTTPError, find_vendor_error
 from simulators.server import Request, Response, SimulatorServer
@@ -322,7 +322,7 @@ def test_an_event_timed_ahead_of_the_vendor_clock_does_not_end_later_reads_early
 def test_a_page_repeating_the_previous_one_under_a_new_cursor_is_asked_again(
     trend: SimulatorServer, location, trend_key: str, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr("pipelines.trend_audit.pagination.REPEATED_PAGE_WAIT_SECONDS", 0.01)
+    monkeypatch.setattr("pipelines.trend_audit.client.REPEATED_PAGE_WAIT_SECONDS", 0.01)
     sim = trend.simulator
     sim.faults.update(stale_pages_next=2)  # a stale cache answers twice, then the vendor does
     assert load(location, trend, trend_key) == full_walk(sim) + 2
@@ -332,7 +332,7 @@ def test_a_page_repeating_the_previous_one_under_a_new_cursor_is_asked_again(
 def test_a_cache_that_keeps_repeating_a_page_fails_the_run_naming_the_endpoint(
     trend: SimulatorServer, location, trend_key: str, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr("pipelines.trend_audit.pagination.REPEATED_PAGE_WAIT_SECONDS", 0.01)
+    monkeypatch.setattr("pipelines.trend_audit.client.REPEATED_PAGE_WAIT_SECONDS", 0.01)
     sim = trend.simulator
     load(location, trend, trend_key)
     before = table(location)

@@ -1,6 +1,7 @@
-"""Reading `GET /api/logs` page by page with the vendor's cursor, through dlt's cursor paginator,
-guarded against a vendor (or a cache in front of it) whose pages would make a run loop, skip
-events or never end."""
+"""Trend Micro Cloud One Audit Log API client: everything about talking to the API. The audit
+host, the client with the contract's headers, and `GET /api/logs` read page by page with the
+vendor's cursor through dlt's cursor paginator, guarded against a vendor (or a cache in front of
+it) whose pages would make a run loop, skip events or never end."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from dlt.sources.helpers.rest_client.auth import APIKeyAuth
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 from requests import Request, Response
 
@@ -23,10 +25,14 @@ from pipelines.vendor_http import (
 )
 
 from .settings import (
+    API_VERSION,
+    DEFAULT_REGION,
     LOGS,
     MAX_EMPTY_PAGES_IN_A_ROW,
+    REGION_URL,
     REPEATED_PAGE_RETRIES,
     REPEATED_PAGE_WAIT_SECONDS,
+    SECRET_HINT,
     STALE_CURSOR_STATUSES,
     VENDOR,
 )
@@ -34,6 +40,20 @@ from .settings import (
 logger = logging.getLogger(__name__)
 
 
+def base_url_for(base_url: str | None, region: str | None) -> str:
+    """The configured base URL, else the audit host of `region` (default us-1)."""
+    return base_url or REGION_URL.format(region=region or DEFAULT_REGION)
+
+
+def trend_client(base_url: str, api_key: str) -> VendorClient:
+    """A client sending `Api-Version: v1` and `Authorization: ApiKey <key>` on every call."""
+    if not api_key:
+        raise ValueError(f"{VENDOR}: no API key configured; set {SECRET_HINT}")
+    auth = APIKeyAuth(name="Authorization", api_key=f"ApiKey {api_key}", location="header")
+    return VendorClient(base_url, auth, VENDOR, SECRET_HINT, headers={"Api-Version": API_VERSION})
+
+
+# -- the audit log, page by page ----------------------------------------------------------------
 class StoredCursorRefused(Exception):
     """The vendor no longer accepts the cursor an earlier run stored (it answered 400, 404 or
     410 to it): the caller starts again at the top of the log."""
