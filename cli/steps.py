@@ -177,7 +177,7 @@ def set_benchmark(benchmark_id: str, status: str) -> None:
     """POST one benchmark's status to Keeper (config from SOURCES__KEEPER_RMD__*)."""
     import dlt
 
-    from pipelines.keeper_rmd import set_benchmarks
+    from pipelines.keeper_rmd.client import set_benchmarks
 
     base_url = dlt.config.get("sources.keeper_rmd.base_url")
     token = dlt.secrets.get("sources.keeper_rmd.api_token")

@@ -5,33 +5,38 @@ vendor's observation time (`observed_at`, from the `Date` header) and its UTC `s
 dlt adds `_dlt_load_id`. A re-take on the same day replaces that day's rows of the tenant, also
 when an endpoint now answers none (each table, even empty, is loaded with that scope); other days
 are never touched, so the tables are the history.
+
+Talking to the API (the token header, the continuation-token pagination and its guards, the
+benchmark update) is in `client`; endpoints and table hints in `settings`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import dlt
 import pyarrow as pa
 from dlt.sources import DltResource
+from requests import Response
 
 from pipelines.arrow import records_to_table
-from pipelines.vendor_http import VendorClient, require, require_records
-
-from .helpers import (
-    ContinuationTokenPaginator,
-    Observation,
-    keeper_client,
-    parse_keeper_time,
-    with_columns,
+from pipelines.vendor_http import (
+    MalformedResponseError,
+    parse_utc,
+    require,
+    require_records,
+    server_time,
 )
+
+from .client import fetch_pages, keeper_client
 from .settings import (
     ALERTS_DETAIL,
     ALERTS_SUMMARY,
     BENCHMARKS,
-    SET_BENCHMARKS,
     SNAPSHOT_COLUMNS,
     SNAPSHOT_DISPOSITION,
     SNAPSHOT_KEY,
@@ -68,7 +73,7 @@ def keeper_rmd(
 
     def pages(path: str, key: str, params: dict[str, Any] | None = None) -> Iterator[list[dict]]:
         """Each page's list under `key`, with the snapshot columns added."""
-        for page in _fetch(client, path, params):
+        for page in fetch_pages(client, path, params):
             body = page[0]
             columns = observation.snapshot_columns(page.response)
             yield [with_columns(row, columns) for row in require_records(body, key, VENDOR, path)]
@@ -83,7 +88,7 @@ def keeper_rmd(
 
     @snapshot_resource("enterprise_stat", primary_key=SNAPSHOT_KEY)
     def enterprise_stat() -> Iterator[pa.Table]:
-        for page in _fetch(client, STAT):
+        for page in fetch_pages(client, STAT):
             body = page[0]
             for key in ("users_has_records", "users_logged_recent"):
                 require(body, key, int, VENDOR, STAT)
@@ -149,18 +154,56 @@ def keeper_rmd(
     ]
 
 
-def _fetch(client: VendorClient, path: str, params: dict[str, Any] | None = None) -> Iterator:
-    # data_selector "$": the whole body is the page, so a missing key is caught, not skipped.
-    return client.paginate(
-        path, params=params, paginator=ContinuationTokenPaginator(), data_selector="$"
-    )
+@dataclass
+class Observation:
+    """When a snapshot was taken: the vendor's `Date` on the run's first response, and the tenant.
+
+    Every row of one run carries the same `observed_at` and `snapshot_date`, so a day's snapshot
+    is one consistent picture even if the run straddles midnight."""
+
+    tenant: str
+    observed_at: datetime | None = None
+
+    def snapshot_columns(self, response: Response) -> dict[str, Any]:
+        """The snapshot columns for rows from `response` (fixing the time on first use)."""
+        if self.observed_at is None:
+            self.observed_at = server_time(response)
+        return {
+            "tenant": self.tenant,
+            "snapshot_date": self.snapshot_date,
+            "observed_at": self.observed_at,
+        }
+
+    @property
+    def snapshot_date(self) -> date:
+        """The UTC day of the observation."""
+        assert self.observed_at is not None
+        return self.observed_at.date()
+
+    def replacing_its_day(self) -> dict[str, Any]:
+        """The merge that replaces this tenant's rows of the snapshot's day and no others. Its
+        scope is the day, not the rows loaded, so a table the vendor now answers empty loses
+        that day's earlier rows too (dlt's `destination_scope`, a SQL condition; `{table}` is
+        dlt's placeholder for the destination table). The tenant is free text, and dlt splits
+        that SQL on semicolons and new lines, so it goes in as hexadecimal digits only."""
+        tenant = self.tenant.encode().hex()
+        scope = (
+            f"{{table}}.tenant = decode(from_hex('{tenant}'))"
+            f" AND {{table}}.snapshot_date = DATE '{self.snapshot_date.isoformat()}'"
+        )
+        return {**SNAPSHOT_DISPOSITION, "destination_scope": scope}
 
 
-def set_benchmarks(
-    base_url: str, api_token: str, changes: list[tuple[str, str]]
-) -> list[dict[str, Any]]:
-    """POST `set_security_benchmarks`: set each (benchmark id, status); returns what changed."""
-    client = keeper_client(base_url, api_token)
-    body = [{"benchmark": benchmark, "status": status} for benchmark, status in changes]
-    response = client.post(SET_BENCHMARKS, json=body)  # type: ignore[arg-type]
-    return require(response.json(), "security_benchmarks", list, VENDOR, SET_BENCHMARKS)
+def with_columns(record: dict[str, Any], columns: dict[str, Any]) -> dict[str, Any]:
+    """`record` with `columns` added. A vendor field of the same name and another value is kept
+    as `vendor_<name>`, not overwritten."""
+    kept = {f"vendor_{k}": record[k] for k in columns if k in record and record[k] != columns[k]}
+    return {**record, **kept, **columns}
+
+
+def parse_keeper_time(value: Any, field: str, endpoint: str) -> datetime | None:
+    """Keeper's `YYYY-MM-DD HH:MM:SS` (UTC) as an aware datetime; ISO 8601 is accepted too."""
+    try:
+        return parse_utc(value)
+    except ValueError as exc:
+        raise MalformedResponseError(f"{VENDOR}: {endpoint} field {field!r} is {exc}") from None
