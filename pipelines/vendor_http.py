@@ -179,20 +179,23 @@ class _Sending:
 _current = threading.local()  # this thread's `_Sending`, filled in by the pools below
 
 
-class _TrackedPool(HTTPConnectionPool):
+class _NotesConnection:
+    """A connection pool that notes which connection this thread's request takes: urllib3 does
+    not say, and the timer in `BoundedAdapter` needs its socket."""
+
     def _get_conn(self, timeout: float | None = None) -> Any:
-        conn = super()._get_conn(timeout)
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
         if sending := getattr(_current, "sending", None):
             sending.connection = conn
         return conn
 
 
-class _TrackedTLSPool(HTTPSConnectionPool):
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        conn = super()._get_conn(timeout)
-        if sending := getattr(_current, "sending", None):
-            sending.connection = conn
-        return conn
+class _TrackedPool(_NotesConnection, HTTPConnectionPool):
+    """An http:// pool that notes the connection each request takes."""
+
+
+class _TrackedTLSPool(_NotesConnection, HTTPSConnectionPool):
+    """An https:// pool that notes the connection each request takes."""
 
 
 class BoundedAdapter(HTTPAdapter):

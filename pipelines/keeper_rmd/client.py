@@ -27,7 +27,7 @@ def keeper_client(base_url: str, api_token: str) -> VendorClient:
 class ContinuationTokenPaginator(JSONResponseCursorPaginator):
     """dlt's cursor paginator on Keeper's `continuation_token` (sent back as a query parameter),
     followed only while `has_more` is true: a response without them, as the REST contract
-    shows, is a single page. It fails rather than load a partial snapshot or walk forever: more
+    shows, is a single page. It fails rather than load a partial snapshot or page forever: more
     pages without a token, a token seen before, or more than `MAX_EMPTY_PAGES` empty pages in
     a row."""
 

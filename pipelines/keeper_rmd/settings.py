@@ -10,8 +10,8 @@ ALERTS_DETAIL = "/api/rest/rmd/get_security_alerts_detail"
 BENCHMARKS = "/api/rest/rmd/get_security_benchmarks"
 SET_BENCHMARKS = "/api/rest/rmd/set_security_benchmarks"
 
-# Empty pages in a row, each with `has_more`, after which a walk fails instead of going on: a
-# vendor may page past filtered-out rows, but not without end.
+# Empty pages in a row, each with `has_more`, after which the pagination fails instead of going
+# on: a vendor may page past filtered-out rows, but not without end.
 MAX_EMPTY_PAGES = 10
 
 # A snapshot re-taken on the same day replaces that day's rows for that tenant, and only those.
