@@ -90,7 +90,7 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     command += ["--profiles-dir", folder, *(["--quiet"] if quiet else [])]
     command += ["--full-refresh"] if full_refresh else []
     tenants = configured_tenants()
-    with writer_turn(location) as lock, recording_build(location):
+    with writer_turn(location) as lock, recording_build(location, full_refresh):
         write_tenant_map(location, tenants)
         # dbt inherits the turn's lock: if this process is killed, its dbt still keeps other
         # writers waiting until it has finished writing.

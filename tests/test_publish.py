@@ -12,7 +12,7 @@ from cli.steps import transform
 from pipelines.registry import load
 from simulators.server import SimulatorServer
 from warehouse.connection import connect_published
-from warehouse.publish import publish
+from warehouse.publish import publish, recording_build
 
 
 def stat_days(con: duckdb.DuckDBPyConnection) -> int:
@@ -142,28 +142,86 @@ def test_a_process_sees_a_new_publish_once_it_closes_every_connection(keeper_env
         assert stat_days(fresh) == 2
 
 
-def test_the_published_copy_leaves_the_vendor_json_in_the_working_file(trend_env, location):
+TABLES = (
+    "select schema_name, table_name, column_name, data_type from duckdb_columns() "
+    "where database_name = current_database() order by all"
+)
+
+
+def assert_published_as_working(location) -> None:
+    """Every table, view and column of the working file is published, and every table holds the
+    working file's rows, with the vendor JSON columns empty."""
+    with duckdb.connect() as con:
+        con.execute(f"attach '{location.working_db}' as working (read_only)")
+        con.execute(f"attach '{location.published_db}' as published (read_only)")
+        listing = TABLES.replace("current_database()", "?")
+        assert con.execute(listing, ["published"]).fetchall() == (
+            con.execute(listing, ["working"]).fetchall()
+        )
+        tables = con.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = 'working'"
+        ).fetchall()
+        for schema, table in tables:
+            columns = [
+                f'"{name}"'
+                for (name, *_) in con.execute(f'describe working."{schema}"."{table}"').fetchall()
+                if name not in ("raw", "details")
+            ]
+            select = f'select {", ".join(columns)} from {{}}."{schema}"."{table}"'
+            difference = (
+                f"select count(*) from ({select.format('working')} except all "
+                f"{select.format('published')}) union all select count(*) from "
+                f"({select.format('published')} except all {select.format('working')})"
+            )
+            assert con.execute(difference).fetchall() == [(0,), (0,)], f"{schema}.{table}"
+
+
+def test_each_publish_writes_only_the_days_that_changed(trend_env: SimulatorServer, location):
+    count = "select count(*), count(raw), count(details) from trend_audit.audit_logs"
+    load("trend", location)
+    trend_env.simulator.advance(days=2)
     load("trend", location)
     transform(location, quiet=True)
-    publish(location)
-    working = duckdb.connect(str(location.working_db), read_only=True)
-    published = connect_published(location)
-    try:
-        listing = (
-            "select schema_name, table_name, column_name, data_type from duckdb_columns() "
-            "where database_name = current_database() order by all"
-        )
-        # Every table, view and column is there, so every reader's query still binds.
-        assert published.execute(listing).fetchall() == working.execute(listing).fetchall()
-        count = "select count(*), count(raw), count(details) from trend_audit.audit_logs"
+    first = publish(location)
+    assert set(first.updated.values()) == {"whole"}  # the first publish copies every table
+    assert_published_as_working(location)
+    with duckdb.connect(str(location.working_db), read_only=True) as working:
         ((rows, raw, details),) = working.execute(count).fetchall()
-        assert rows and raw == rows and details == rows
-        assert published.execute(count).fetchall() == [(rows, 0, 0)]
-        events = "select * from marts.fct_security_events order by all"
-        assert published.execute(events).fetchall() == working.execute(events).fetchall()
-    finally:
-        working.close()
-        published.close()
+        oldest = working.execute("select min(event_date) from trend_audit.audit_logs").fetchone()
+    assert rows and raw == rows and details == rows  # the working file keeps the vendor JSON
+    reader = connect_published(location)
+    assert reader.execute(count).fetchall() == [(rows, 0, 0)]
+
+    # An hourly run: the publish rewrites the days its events (and the builds' lookback) touch.
+    trend_env.simulator.advance(hours=1)
+    load("trend", location)
+    transform(location, quiet=True)
+    hourly = publish(location)
+    for table in ("trend_audit.audit_logs", "marts.fct_security_events"):
+        assert hourly.updated[table].startswith("from "), hourly.updated
+        assert hourly.updated[table] > f"from {oldest[0]}"
+    assert_published_as_working(location)
+    assert reader.execute(count).fetchall() == [(rows, 0, 0)]  # a held reader: the old run
+    reader.close()
+    with connect_published(location) as fresh:
+        assert fresh.execute(count).fetchone()[0] > rows  # a new one: exactly the new run
+
+    # Rows removed from a day nothing new was observed on (a repair by hand) are found too.
+    with duckdb.connect(str(location.working_db)) as working:
+        working.execute("delete from trend_audit.audit_logs where event_date = ?", oldest)
+    repaired = publish(location)
+    assert repaired.updated["trend_audit.audit_logs"] == "whole"
+    assert_published_as_working(location)
+
+
+def test_a_full_refresh_makes_the_next_publish_copy_every_table(keeper_env, location):
+    load("keeper", location)
+    publish(location)
+    assert location.replica_db.exists()
+    with recording_build(location, full_refresh=True):
+        pass  # a full refresh may rewrite any day of any incremental model
+    assert not location.replica_db.exists()
+    assert set(publish(location).updated.values()) == {"whole"}
 
 
 def test_a_warehouse_folder_named_with_a_quote_publishes(tmp_path):

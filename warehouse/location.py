@@ -5,7 +5,8 @@ Layout under the data directory (default `./data`, or `POSTURE_DATA_DIR`):
 - `posture.duckdb.writer`: the lock a step holds while it writes the working file.
 - `pipelines/`: dlt's pipeline state (incremental cursors, schemas), kept beside the file it
   describes so that a fresh warehouse never inherits an old cursor.
-- `published/posture.duckdb`: the read-only copy that BI tools and analysts open.
+- `posture.replica.duckdb`: what readers get, kept up to date by each publish; no reader opens it.
+- `published/posture.duckdb`: the read-only copy of the replica that BI tools and analysts open.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ class WarehouseLocation:
     def pipelines_dir(self) -> Path:
         """dlt's working folder (pipeline state) for this warehouse."""
         return self.data_dir / "pipelines"
+
+    @property
+    def replica_db(self) -> Path:
+        """The private copy that each publish brings up to date, then copies for readers."""
+        return self.data_dir / "posture.replica.duckdb"
 
     @property
     def published_db(self) -> Path:
