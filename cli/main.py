@@ -111,7 +111,7 @@ def _simulate(args: argparse.Namespace) -> None:
 def _benchmarks_set(args: argparse.Namespace) -> None:
     from cli.steps import set_benchmark
 
-    set_benchmark(args.benchmark_id, args.status)
+    set_benchmark(args.benchmark_id, args.status, args.tenant)
 
 
 def _positive(value: str) -> int:
@@ -229,6 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
     set_cmd.set_defaults(handler=_benchmarks_set)
     set_cmd.add_argument("benchmark_id", type=_benchmark_id, metavar="ID")
     set_cmd.add_argument("status", type=str.upper, choices=BENCHMARK_STATUSES)
+    set_cmd.add_argument("--tenant", help="the Keeper tenant (needed when several are configured)")
     return parser
 
 

@@ -173,18 +173,27 @@ def print_sql(
         print_query(con, query, max_rows=max_rows)
 
 
-def set_benchmark(benchmark_id: str, status: str) -> None:
-    """POST one benchmark's status to Keeper (config from SOURCES__KEEPER_RMD__*)."""
+def set_benchmark(benchmark_id: str, status: str, tenant_name: str | None = None) -> None:
+    """POST one benchmark's status to a Keeper tenant: the one named in the configuration file,
+    or the only one (the SOURCES__KEEPER_RMD__* settings' without a file)."""
     import dlt
 
     from pipelines.keeper_rmd.client import set_benchmarks
+    from pipelines.registry import SOURCES
+    from pipelines.tenants import tenant_to_act_on
 
-    base_url = dlt.config.get("sources.keeper_rmd.base_url")
-    token = dlt.secrets.get("sources.keeper_rmd.api_token")
-    missing = [name for name, value in (("BASE_URL", base_url), ("API_TOKEN", token)) if not value]
-    if missing:
-        names = ", ".join(f"SOURCES__KEEPER_RMD__{m}" for m in missing)
-        raise ValueError(f"missing configuration: {names}")
+    tenant = tenant_to_act_on("keeper", tenant_name)
+    if tenant.name is None:
+        base_url = dlt.config.get("sources.keeper_rmd.base_url")
+        token = dlt.secrets.get("sources.keeper_rmd.api_token")
+        settings = (("BASE_URL", base_url), ("API_TOKEN", token))
+        missing = [name for name, value in settings if not value]
+        if missing:
+            names = ", ".join(f"SOURCES__KEEPER_RMD__{m}" for m in missing)
+            raise ValueError(f"missing configuration: {names}")
+    else:
+        args = tenant.source_args()
+        base_url, token = args["base_url"], args[SOURCES["keeper"].token_arg]
     changed = set_benchmarks(base_url, token, [(benchmark_id, status)])
     for row in changed:
         print(f"{row.get('id')}: {row.get('status')} (last updated {row.get('last_updated', '-')})")

@@ -126,6 +126,31 @@ def tenants_to_load(sources: list[str]) -> list[Tenant]:
     return [tenant for tenant in tenants if tenant.source in sources]
 
 
+def tenant_to_act_on(source: str, name: str | None) -> Tenant:
+    """The one tenant of `source` a command acts on (e.g. setting a Keeper benchmark): the one
+    named, or the only one there is; without a configuration file, the settings' tenant."""
+    tenants = configured_tenants()
+    if tenants is None:
+        if name is not None:
+            raise ConfigError(
+                f"--tenant {name}: tenants are named in a configuration file ({CONFIG_ENV} or "
+                f"{DEFAULT_CONFIG_FILE}); without one, the SOURCES__ settings name the only tenant"
+            )
+        return Tenant(source)
+    candidates = [tenant for tenant in tenants if tenant.source == source]
+    names = ", ".join(str(tenant.name) for tenant in candidates) or "none"
+    if name is not None:
+        for tenant in candidates:
+            if tenant.name == name:
+                return tenant
+        raise ConfigError(f"--tenant {name}: no {source} tenant of that name (configured: {names})")
+    if len(candidates) != 1:
+        raise ConfigError(
+            f"{len(candidates)} {source} tenants are configured ({names}): name one with --tenant"
+        )
+    return candidates[0]
+
+
 def _parse(document: dict[str, Any], path: Path) -> list[Tenant]:
     def fail(key: str, problem: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: {problem}")

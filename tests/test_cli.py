@@ -100,6 +100,9 @@ def test_benchmarks_set_posts_to_keeper(keeper_env: SimulatorServer, capsys):
         for b in ("SB_CREATE_ALERTS", "SB_CONFIGURE_IP_ALLOWLISTING", "SB_DISABLE_ACCOUNT_RECOVERY")
         if keeper_env.simulator.benchmark(b)["status"] != "RESOLVED"
     )
+    assert main(["benchmarks", "set", benchmark, "resolved", "--tenant", "acme"]) == 2
+    assert "tenants are named in a configuration file" in capsys.readouterr().err
+    assert keeper_env.simulator.benchmark(benchmark)["status"] != "RESOLVED"
     assert main(["benchmarks", "set", benchmark, "resolved"]) == 0
     assert f"{benchmark}: RESOLVED" in capsys.readouterr().out
     assert keeper_env.simulator.benchmark(benchmark)["status"] == "RESOLVED"

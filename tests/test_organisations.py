@@ -290,6 +290,30 @@ def test_no_token_reaches_a_file(fleet: Fleet):
         assert files_containing(fleet.data_dir, token) == []
 
 
+def test_a_benchmark_is_set_on_the_named_keeper_tenant_only(fleet: Fleet, monkeypatch, capsys):
+    monkeypatch.setenv("POSTURE_CONFIG", str(fleet.data_dir.parent / "posture.toml"))
+    for tenant in ("k-acme", "k-globex"):
+        monkeypatch.setenv(_token_env(tenant), fleet.tokens[tenant])
+    acme, globex = (fleet.servers[t].simulator for t in ("k-acme", "k-globex"))
+    benchmark = "SB_CREATE_ALERTS"
+    status = "IGNORED" if acme.benchmark(benchmark)["status"] != "IGNORED" else "RESOLVED"
+    globex_before = globex.benchmark(benchmark)["status"]
+
+    # Two Keeper tenants: which one is meant must be said.
+    assert main(["benchmarks", "set", benchmark, status]) == 2
+    assert main(["benchmarks", "set", benchmark, status, "--tenant", "k-nowhere"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert "2 keeper tenants are configured (k-acme, k-globex): name one with --tenant" in lines[0]
+    assert "k-nowhere: no keeper tenant of that name (configured: k-acme, k-globex)" in lines[1]
+    assert acme.benchmark(benchmark)["status"] != status
+
+    assert main(["benchmarks", "set", benchmark, status, "--tenant", "k-acme"]) == 0
+    assert f"{benchmark}: {status}" in capsys.readouterr().out
+    assert acme.benchmark(benchmark)["status"] == status
+    assert globex.benchmark(benchmark)["status"] == globex_before
+
+
 @pytest.mark.parametrize(
     ("text", "key", "problem"),
     [
