@@ -61,6 +61,9 @@ CHARTS = (
             signin_failures, signin_attempts, signin_failure_rate, is_partial_day
         from marts.fct_org_daily_posture
         where organisation = $organisation and metric_date between $start and $end
+            -- days before the first Keeper snapshot or 1Password sign-in have no ratio to draw
+            and coalesce(login_coverage, vault_adoption, benchmark_remediation_rate,
+                signin_failure_rate) is not null
         order by metric_date
         """,
         "organisation",

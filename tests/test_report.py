@@ -80,6 +80,23 @@ def test_the_demo_report_draws_every_chart_with_no_network(demo_run, tmp_path):
         assert f"<td>{source}</td>" in rendered.dom
 
 
+def test_every_day_a_table_lists_has_a_value_its_chart_draws(demo_run):
+    page = (demo_run.location.data_dir / "report.html").read_text()
+    days = 0
+    for chart in CHARTS:
+        sections = re.findall(rf'data-chart="{chart.key}">(.*?)</section>', page, re.S)
+        assert sections, chart.key
+        for section in sections:
+            head = re.findall(r"<th>(.*?)</th>", section)
+            drawn = [head.index(column) for column in chart.values]
+            for row in re.findall(r"<tr>(<td>.*?)</tr>", section):
+                cells = re.findall(r"<td>(.*?)</td>", row)
+                if re.fullmatch(r"\d{4}-\d{2}-\d{2}", cells[0]):  # a row per day
+                    days += 1
+                    assert any(cells[i] for i in drawn), (chart.key, cells)
+    assert days
+
+
 def test_the_browser_check_sees_a_page_that_fetches_or_does_not_draw(demo_run, tmp_path):
     page = (demo_run.location.data_dir / "report.html").read_text()
     fetching = tmp_path / "fetching.html"
