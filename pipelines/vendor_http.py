@@ -294,7 +294,7 @@ class VendorClient(RESTClient):
         def attempt(request: PreparedRequest, **kwargs: Any) -> Response:
             left = self.deadline.remaining()
             if left <= 0:
-                raise self._deadline_error(request, "")
+                raise self.deadline_error(request, "")
             read = min(self.read_timeout, left)
             kwargs["timeout"] = (min(CONNECT_TIMEOUT_SECONDS, read), read)
             return send(request, **kwargs)
@@ -310,14 +310,16 @@ class VendorClient(RESTClient):
                 return True
             if state.upcoming_sleep >= self.deadline.remaining():
                 request = state.args[0] if state.args else None
-                raise self._deadline_error(request, _outcome_text(state))
+                last = _outcome_text(state)
+                raise self.deadline_error(request, f"last attempt: {last}" if last else "")
             return False
 
         return stop
 
-    def _deadline_error(self, request: PreparedRequest | None, last: str) -> LoadDeadlineError:
+    def deadline_error(self, request: PreparedRequest | None, reason: str) -> LoadDeadlineError:
+        """The error of `request` not done within the deadline, saying `reason` if given."""
         endpoint = urlsplit(request.url or "").path if request is not None else ""
-        after = f"; last attempt: {last}" if last else ""
+        after = f"; {reason}" if reason else ""
         return LoadDeadlineError(
             redact(
                 f"{self.vendor}: {endpoint} not done within the load deadline of "

@@ -93,6 +93,19 @@ def test_a_long_retry_after_does_not_outlast_the_deadline(
     assert seconds < 5
 
 
+def test_a_rate_limit_wait_does_not_outlast_the_deadline(
+    onepassword_env: SimulatorServer, location, monkeypatch
+):
+    # One request an hour: the second request's wait would end long past the deadline.
+    monkeypatch.setenv("POSTURE_LOAD_DEADLINE", "3")
+    monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__RATE_LIMITS", "[[1, 3600]]")
+    message, seconds = failed_load("onepassword", location, within=15)
+    assert message.startswith("1Password Events: /api/v2/"), message
+    assert "not done within the load deadline of 3 s (POSTURE_LOAD_DEADLINE)" in message
+    assert "rate limit" in message
+    assert seconds < 3
+
+
 def test_a_bad_deadline_setting_is_named(keeper_env: SimulatorServer, location, monkeypatch):
     monkeypatch.setenv("POSTURE_LOAD_DEADLINE", "soon")
     message, _ = failed_load("keeper", location, within=30)

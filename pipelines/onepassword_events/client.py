@@ -33,6 +33,7 @@ from requests import PreparedRequest, Request, Response
 
 from pipelines.vendor_http import (
     BoundedAdapter,
+    Deadline,
     MalformedResponseError,
     VendorClient,
     VendorError,
@@ -43,6 +44,10 @@ from pipelines.vendor_http import (
 from .settings import INTROSPECT, MAX_EMPTY_PAGES, REPEATED_PAGE_WAITS, SECRET_HINT, VENDOR
 
 logger = logging.getLogger(__name__)
+
+
+class WaitPastDeadline(Exception):
+    """A request's wait for the rate limits would end past the run's deadline (says why)."""
 
 
 class SlidingWindowLimiter:
@@ -70,9 +75,13 @@ class SlidingWindowLimiter:
         )
         self._lock = threading.Lock()
 
-    def acquire(self) -> list[float | None]:
-        """Wait until a request fits every window; returns its slot, for `done`."""
-        with self._lock:
+    def acquire(self, deadline: Deadline | None = None) -> list[float | None]:
+        """Wait until a request fits every window; returns its slot, for `done`. Raises
+        `WaitPastDeadline` instead of waiting when the wait would end past `deadline`."""
+        turn = -1 if deadline is None else max(deadline.remaining(), 0)
+        if not self._lock.acquire(timeout=turn):  # another request of the token is waiting
+            raise WaitPastDeadline("another request was still waiting for the rate limits")
+        try:
             while True:
                 now = self._clock()
                 wait = 0.0
@@ -85,12 +94,16 @@ class SlidingWindowLimiter:
                             wait = max(wait, answered + window + self.MARGIN - now)
                 if wait <= 0:
                     break
+                if deadline is not None and wait >= deadline.remaining():
+                    raise WaitPastDeadline(f"the rate limits asked for a wait of {wait:.0f} s")
                 if wait >= 1:
                     logger.info("%s: waiting %.1f s to stay within the rate limits", VENDOR, wait)
                 self._sleep(wait)
             slot: list[float | None] = [None]
             self._sent.append(slot)
             return slot
+        finally:
+            self._lock.release()
 
     def done(self, slot: list[float | None]) -> None:
         """Mark the request of `slot` answered (or failed) now."""
@@ -98,16 +111,25 @@ class SlidingWindowLimiter:
 
 
 class RateLimitedAdapter(BoundedAdapter):
-    """A transport adapter that passes every request, retries included, through a limiter
-    (each response bounded in time as the shared client's are)."""
+    """A transport adapter that passes every request of `client`, retries included, through a
+    limiter, within the client's deadline (each response bounded in time as the shared
+    client's are)."""
 
-    def __init__(self, limiter: SlidingWindowLimiter) -> None:
+    def __init__(self, limiter: SlidingWindowLimiter, client: VendorClient) -> None:
         super().__init__()
         self.limiter = limiter
+        self.client = client
 
     def send(self, request: PreparedRequest, *args: Any, **kwargs: Any) -> Response:
-        """Send `request` once the limiter lets it go."""
-        slot = self.limiter.acquire()
+        """Send `request` once the limiter lets it go, its timeouts cut to what the wait left
+        of the deadline; a wait that would outlast the deadline fails the run instead."""
+        try:
+            slot = self.limiter.acquire(self.client.deadline)
+        except WaitPastDeadline as exc:
+            raise self.client.deadline_error(request, str(exc)) from None
+        if isinstance(timeout := kwargs.get("timeout"), tuple):
+            left = self.client.deadline.remaining()
+            kwargs["timeout"] = tuple(min(part, left) for part in timeout)
         try:
             return super().send(request, *args, **kwargs)
         finally:
@@ -140,7 +162,7 @@ def onepassword_client(
     if not token:
         raise ValueError(f"{VENDOR}: no bearer token configured; set {SECRET_HINT}")
     client = VendorClient(base_url, BearerTokenAuth(token), VENDOR, SECRET_HINT)
-    adapter = RateLimitedAdapter(shared_limiter(base_url, token, rate_limits))
+    adapter = RateLimitedAdapter(shared_limiter(base_url, token, rate_limits), client)
     client.session.mount("https://", adapter)
     client.session.mount("http://", adapter)
     return client
