@@ -25,13 +25,12 @@ import argparse
 import json
 import secrets
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
 from pathlib import Path
 
-from common import bench_env, posture_program, row, run_child, scratch_dir, served_from_process
+from common import bench_env, posture_program, prebuilt_pages_process, row, run_child, scratch_dir
 
 TOKEN = f"op-bench-{secrets.token_hex(8)}"  # a fake token for the server
 EVENTS_PER_DAY = 10_000
@@ -82,7 +81,7 @@ print(total)
 """
 
 
-class PageServer:
+class EventsPages:
     """The Events API over pre-rendered pages: a reset body gets a type's first page, a cursor
     the page after the one that returned it; the last page's cursor gets an empty last page."""
 
@@ -121,10 +120,14 @@ class PageServer:
             last = {"cursor": previous, "has_more": False, "items": []}
             self.after[(feature, previous)] = json.dumps(last).encode()
 
-    def answer(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    def answer(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, bytes]:
         """The status and body for one request."""
-        feature = path.rstrip("/").rsplit("/", 1)[-1]
-        if method == "GET" and path == "/api/v2/auth/introspect":
+        if headers.get("Authorization") != f"Bearer {self.token}":
+            return 401, b'{"status": 401, "message": "Unauthorized"}'
+        feature = target.rstrip("/").rsplit("/", 1)[-1]
+        if method == "GET" and target == "/api/v2/auth/introspect":
             info = {"uuid": "BENCH", "features": list(ENDPOINTS), "account_uuid": self.account}
             return 200, json.dumps(info).encode()
         if method == "POST" and feature in self.first:
@@ -133,44 +136,6 @@ class PageServer:
             if page is not None:
                 return 200, page
         return 400, b'{"status": 400, "message": "Bad Request"}'
-
-
-def serve_pages(events: int, token: str, ready, port) -> None:
-    """Build the pages, then serve them on an ephemeral loopback port (a process target)."""
-    pages = PageServer(events, token)
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as the clients use it
-
-        def answer(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if self.headers.get("Authorization") != f"Bearer {pages.token}":
-                status, body = 401, b'{"status": 401, "message": "Unauthorized"}'
-            else:
-                status, body = pages.answer(self.command, self.path, self.rfile.read(length))
-            self.send_response_only(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Date", pages.date)
-            self.end_headers()
-            self.wfile.write(body)
-
-        do_GET = do_POST = answer
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    port.value = server.server_address[1]
-    ready.set()
-    server.serve_forever()
-
-
-@contextmanager
-def page_server(events: int) -> Iterator[str]:
-    """`serve_pages` in its own process; yields the base URL once the pages are built."""
-    with served_from_process(serve_pages, events, TOKEN, wait=1800) as url:
-        yield url
 
 
 def stored_events(db: Path) -> int:
@@ -188,7 +153,7 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
     """Print the figures for one event count (each the fastest of `repeat` fresh runs)."""
     work = scratch_dir("posture-bench-op-")
     fetch, base, first = [], [], []
-    with page_server(events) as url:
+    with prebuilt_pages_process(partial(EventsPages, events, TOKEN)) as (url, _):
         env = {**env, "SOURCES__ONEPASSWORD_EVENTS__BASE_URL": url}
         for attempt in range(repeat):  # alternated, so a busy moment hits both paths alike
             fetch_code = FETCH_ONLY.format(token=TOKEN, url=url, endpoints=ENDPOINTS)

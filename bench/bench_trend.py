@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import secrets
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Mapping
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from common import bench_env, posture_program, row, run_child, scratch_dir, served_from_process
+from common import bench_env, posture_program, prebuilt_pages_process, row, run_child, scratch_dir
 
 KEY = f"trend-bench-{secrets.token_hex(8)}"  # a fake API key for the server
 HISTORY_DAYS = 30
@@ -91,7 +89,7 @@ print(total)
 """
 
 
-class PageServer:
+class AuditLogPages:
     """The audit log over pre-rendered pages: no cursor gets the first page (newest first), a
     cursor the page it names; every answer carries the simulator's clock as `Date`."""
 
@@ -115,52 +113,17 @@ class PageServer:
             if cursor is None:
                 break
 
-    def answer(self, target: str, authorization: str | None) -> tuple[int, bytes]:
-        """The status and body for `GET target`."""
-        if authorization != self.authorization:
+    def answer(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, bytes]:
+        """The status and body for one request."""
+        if headers.get("Authorization") != self.authorization:
             return 401, b'{"message": "Invalid API key"}'
         request_url = urlsplit(target)
         cursor = parse_qs(request_url.query).get("cursor", [None])[-1]
-        page = self.pages.get(cursor) if request_url.path == "/api/logs" else None
+        found = method == "GET" and request_url.path == "/api/logs"
+        page = self.pages.get(cursor) if found else None
         return (200, page) if page is not None else (400, b'{"message": "Invalid cursor"}')
-
-
-def serve_pages(events: int, key: str, served, ready, port) -> None:
-    """Build the pages, then serve them on an ephemeral loopback port (a process target),
-    counting requests in `served`."""
-    pages = PageServer(events, key)
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as the clients use it
-        disable_nagle_algorithm = True  # headers and body leave at once (no delayed-ACK stall)
-
-        def do_GET(self) -> None:
-            with served.get_lock():
-                served.value += 1
-            status, body = pages.answer(self.path, self.headers.get("Authorization"))
-            self.send_response_only(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Date", pages.date)
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    port.value = server.server_address[1]
-    ready.set()
-    server.serve_forever()
-
-
-@contextmanager
-def page_server(events: int) -> Iterator[tuple[str, object]]:
-    """`serve_pages` in its own process; yields the base URL once the pages are built, and the
-    shared request counter."""
-    served = multiprocessing.get_context("spawn").Value("l", 0)
-    with served_from_process(serve_pages, events, KEY, served, wait=1800) as url:
-        yield url, served
 
 
 def stored_events(db: Path) -> int:
@@ -175,7 +138,7 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
     """Print the figures for one event count (each the fastest of `repeat` fresh runs)."""
     work = scratch_dir("posture-bench-trend-")
     fetch, base, first = [], [], []
-    with page_server(events) as (url, served):
+    with prebuilt_pages_process(partial(AuditLogPages, events, KEY)) as (url, served):
         env = {**env, "SOURCES__TREND_AUDIT__BASE_URL": url}
         for attempt in range(repeat):  # alternated, so a busy moment hits both paths alike
             fetch.append(run_child(FETCH_ONLY.format(key=KEY, url=url), env))

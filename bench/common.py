@@ -1,5 +1,5 @@
-"""Benchmark helpers: a simulator in its own process, peak memory of a child, medians, scratch
-folders."""
+"""Benchmark helpers: a simulator or pre-built pages served from their own process, peak memory
+of a child, medians, scratch folders."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,6 +83,58 @@ def simulator_process(factory: Callable[[], Any]) -> Iterator[str]:
     `factory` must be picklable (a module-level function or partial)."""
     with served_from_process(_serve, factory) as url:
         yield url
+
+
+class PrebuiltPages(Protocol):
+    """A vendor API over pages rendered before anything is timed."""
+
+    date: str  # the `Date` header of every answer (the vendor's clock when the pages were made)
+
+    def answer(
+        self, method: str, target: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, bytes]:
+        """The status and JSON body for one request."""
+
+
+def _serve_pages(build: Callable[[], PrebuiltPages], served: Any, ready: Any, port: Any) -> None:
+    pages = build()  # rendered here, before the server says it is ready
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the clients use it
+        disable_nagle_algorithm = True  # headers and body leave at once (no delayed-ACK stall)
+
+        def answer(self) -> None:
+            with served.get_lock():
+                served.value += 1
+            length = int(self.headers.get("Content-Length") or 0)
+            request_body = self.rfile.read(length)
+            status, body = pages.answer(self.command, self.path, self.headers, request_body)
+            self.send_response_only(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Date", pages.date)
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = answer
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    port.value = server.server_address[1]
+    ready.set()
+    server.serve_forever()
+
+
+@contextmanager
+def prebuilt_pages_process(build: Callable[[], PrebuiltPages]) -> Iterator[tuple[str, Any]]:
+    """Serve the pages `build()` renders (in a separate process, as ready bytes, so the server
+    is not what is measured); yields the base URL once they are built, and the shared count of
+    requests served. `build` must be picklable (a class or a partial of one)."""
+    served = multiprocessing.get_context("spawn").Value("l", 0)
+    with served_from_process(_serve_pages, build, served, wait=1800) as url:
+        yield url, served
 
 
 def run_child(code: str, env: dict[str, str] | None = None) -> tuple[float, float, str]:

@@ -15,6 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import dlt
+import pyarrow as pa
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
@@ -99,6 +100,9 @@ def run_source(
         if resources is not None:
             source = source.with_resources(*resources)
         pipeline.extract(source, loader_file_format=LOADER_FILE_FORMAT)
+        # Arrow's pool keeps the pages' freed buffers for reuse; the load that follows uses
+        # DuckDB's memory instead, so they go back to the system before it starts.
+        pa.default_memory_pool().release_unused()
         pipeline.normalize()
         with writing(location):
             info = pipeline.load()
