@@ -26,6 +26,8 @@ EVENT_MARTS = (
     "fct_trend_daily_kpis",
     "fct_daily_posture",
 )
+# Keeper's user-day models, incremental by snapshot day (a snapshot retaken the same day too).
+KEEPER_USER_MODELS = ("marts.fct_keeper_dormant_users", "intermediate.int_keeper_rmd__user_history")
 
 
 def mart_rows(location, table: str) -> list[tuple]:
@@ -37,28 +39,37 @@ def mart_rows(location, table: str) -> list[tuple]:
 def load_events(location) -> None:
     load("trend", location)
     load("onepassword", location)
+    load("keeper", location)
 
 
 @pytest.fixture
-def event_sources(trend_env: SimulatorServer, onepassword_env: SimulatorServer):
-    return trend_env, onepassword_env
+def event_sources(trend_env: SimulatorServer, onepassword_env: SimulatorServer, keeper_env):
+    return trend_env, onepassword_env, keeper_env
 
 
 def test_incremental_builds_give_the_rows_a_full_rebuild_gives(event_sources, location):
-    trend, onepassword = event_sources
     load_events(location)
+    keeper = event_sources[2]
+    for _ in range(3):  # Keeper users' states span days before the days a build recomputes
+        keeper.simulator.advance(days=1)
+        load("keeper", location)
     transform(location, quiet=True)
-    for hours in (2, 26):  # an hourly run, then one a day later
-        trend.simulator.advance(hours=hours)
-        onepassword.simulator.advance(hours=hours)
+    for hours in (26, 2):  # a run a day later, then an hourly one (Keeper's snapshot retaken)
+        for source in event_sources:
+            source.simulator.advance(hours=hours)
         load_events(location)
         transform(location, quiet=True)
     incremental = {table: mart_rows(location, table) for table in EVENT_MARTS}
-    assert all(incremental.values())
+    user_days = {
+        model: sorted(query(location, f"from {model}"), key=repr) for model in KEEPER_USER_MODELS
+    }
+    assert all(incremental.values()) and all(user_days.values())
 
     transform(location, quiet=True, full_refresh=True)
     for table in EVENT_MARTS:
         assert mart_rows(location, table) == incremental[table], table
+    for model in KEEPER_USER_MODELS:
+        assert sorted(query(location, f"from {model}"), key=repr) == user_days[model], model
 
     # The vendor's JSON is not copied into the marts: the raw table's key finds it.
     columns = [row[0] for row in query(location, "describe marts.fct_security_events")]

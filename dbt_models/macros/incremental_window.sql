@@ -14,7 +14,9 @@
     {%- set query -%}
         select max({{ observed_column }}) from {{ this }} where {{ this_filter }}
     {%- endset -%}
-    {%- set newest = run_query(query).columns[0].values()[0] if execute else none -%}
+    {#- A model made before it kept `observed_column` is read again from the start. -#}
+    {%- set kept = execute and observed_column in adapter.get_columns_in_relation(this) | map(attribute='name') | list -%}
+    {%- set newest = run_query(query).columns[0].values()[0] if kept else none -%}
     {%- if newest is none -%}
         cast('1900-01-01' as {{ dbt.type_timestamp() }})
     {%- else -%}
@@ -60,6 +62,28 @@
             1 = 0
         {%- else -%}
             event_date >= cast('{{ first_day }}' as date)
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{# A filter on `snapshot_date` keeping the Keeper snapshot days a build recomputes: every day in a
+   full build; in an incremental one, from the earliest day of a `relation` row (with
+   snapshot_date and observed_at) observed since `this`'s newest `observed_column` less the
+   lookback, or no day when nothing was loaded. A snapshot retaken the same day is observed
+   again, so its day is recomputed whole. #}
+{% macro changed_snapshot_days(relation, observed_column='observed_at') -%}
+    {%- if not is_incremental() -%}
+        1 = 1
+    {%- else -%}
+        {%- set query -%}
+            select min(snapshot_date) from {{ relation }}
+            where observed_at >= {{ incremental_lookback_start(observed_column) }}
+        {%- endset -%}
+        {%- set first_day = run_query(query).columns[0].values()[0] if execute else none -%}
+        {%- if first_day is none -%}
+            1 = 0
+        {%- else -%}
+            snapshot_date >= cast('{{ first_day }}' as date)
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
