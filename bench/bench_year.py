@@ -7,11 +7,12 @@ A 5,000-person company (at `--scale 1`) makes about 25 M 1Password events, 2 M T
 and 1.8 M Keeper user-days a year. Each warehouse is made the way an installation grows, only
 faster: one real load of each source over HTTP from the simulators (the tables, their schemas and
 the sources' cursors), then DuckDB SQL copies those rows back over the period with new ids, times,
-load ids and raw JSON, one hourly load at a time, and one full `posture transform` builds the
-marts. Then the hourly cycle runs as `posture` processes: an hour of new events from the
-simulators through `posture load trend`, `posture load onepassword`, `posture transform` and
-`posture publish`. Each step prints its seconds, its peak memory (the process and the children it
-waited for: dbt) and the data folder's size after it. Targets (issue 16): the year's cycle at most
+load ids and raw JSON, one hourly load at a time; one full `posture transform` builds the marts
+and a first `posture publish` makes the replica that later publishes bring up to date. Then the
+hourly cycle runs as `posture` processes: an hour of new events from the simulators through
+`posture load trend`, `posture load onepassword`, `posture transform` and `posture publish`. Each
+step prints its seconds, its peak memory (the process and the children it waited for: dbt), what
+it wrote to disk and the data folder's size after it. Targets (issue 16): the year's cycle at most
 2x the month's, transform peak under 2 GB, data folder under 1.6x the working file.
 """
 
@@ -98,9 +99,9 @@ def source_env(urls: dict[str, str], data_dir: Path) -> dict[str, str]:
     )
 
 
-def posture(env: dict[str, str], *args: str) -> tuple[float, float]:
+def posture(env: dict[str, str], *args: str) -> tuple[float, float, float]:
     """Run `posture args` in its own process; (seconds, peak RSS in MB of it and of the children
-    it waited for)."""
+    it waited for, GB they wrote to disk)."""
     started = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", *args],
@@ -114,7 +115,7 @@ def posture(env: dict[str, str], *args: str) -> tuple[float, float]:
     if os.waitstatus_to_exitcode(status):
         raise RuntimeError(f"posture {' '.join(args)} failed: {process.stderr.read().decode()}")
     process.stderr.close()
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, usage.ru_maxrss / 1024, usage.ru_oublock * 512 / 1e9
 
 
 def folder_bytes(path: Path) -> int:
@@ -242,9 +243,13 @@ def cycle(label: str, days: int, scale: float, root: Path) -> dict[str, float]:
         )
         counts = json.loads(out.stdout.splitlines()[-1])
         grown = time.perf_counter() - started
-        seconds, _ = posture(env, "transform")
+        built, _, _ = posture(env, "transform")
+        # The installation has published before: the cycle's publish brings the replica up to
+        # date, as every hourly publish after the first does.
+        first_publish, _, first_written = posture(env, "publish")
         print(
-            f"\n{label}: {days} days of history (grown in {grown:.0f} s, built in {seconds:.0f} s)"
+            f"\n{label}: {days} days of history (grown in {grown:.0f} s, built in {built:.0f} s, "
+            f"first publish {first_publish:.0f} s writing {first_written:.2f} GB)"
         )
         for table, rows in counts.items():
             row(table, f"{rows:,}")
@@ -258,7 +263,7 @@ def cycle(label: str, days: int, scale: float, root: Path) -> dict[str, float]:
             ("transform",),
             ("publish",),
         ):
-            seconds, peak = posture(env, *step)
+            seconds, peak, written = posture(env, *step)
             working = (data_dir / "posture.duckdb").stat().st_size
             total = folder_bytes(data_dir)
             name = " ".join(step)
@@ -268,6 +273,7 @@ def cycle(label: str, days: int, scale: float, root: Path) -> dict[str, float]:
                 f"posture {name}",
                 f"{seconds:7.1f} s",
                 f"peak {peak:6.0f} MB",
+                f"wrote {written:5.2f} GB",
                 f"folder {total / 1e9:5.2f} GB = {total / working:.2f}x working",
             )
         figures["cycle s"] = sum(v for k, v in figures.items() if k.endswith(" s"))
