@@ -109,7 +109,8 @@ def main(argv: list[str]) -> None:
     elif verb == "test":
         ensure_system_packages()
         _run([str(BIN / "ruff"), "check", "."])
-        _run([str(BIN / "python"), "-m", "pytest", *rest])
+        # One test process per core; tests sharing a fixture stay in one (tests/conftest.py).
+        _run([str(BIN / "python"), "-m", "pytest", "-n", "auto", "--dist", "loadgroup", *rest])
     elif verb == "ui":
         _run([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", *rest])
     elif verb == "bench":

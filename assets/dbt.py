@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
+from filelock import FileLock
 
 from assets.schedules import WRITER_POOL
 from pipelines.tenants import configured_tenants
@@ -37,7 +38,8 @@ def point_dbt_at(location: WarehouseLocation) -> None:
 
 
 def ensure_manifest(project: DbtProject) -> Path:
-    """Parse the project when `manifest.json` is missing or older than any project file."""
+    """Parse the project when `manifest.json` is missing or older than any project file; another
+    process parsing it meanwhile is waited for, so a half-written manifest is never read."""
     manifest = project.manifest_path
     sources = [
         p
@@ -47,8 +49,10 @@ def ensure_manifest(project: DbtProject) -> Path:
     ]
     sources += [DBT_PROJECT_DIR / "dbt_project.yml", DBT_PROJECT_DIR / "profiles.yml"]
     newest = max(p.stat().st_mtime for p in sources)
-    if not manifest.exists() or manifest.stat().st_mtime < newest:
-        project.preparer.prepare(project)
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(manifest.with_suffix(".lock")):
+        if not manifest.exists() or manifest.stat().st_mtime < newest:
+            project.preparer.prepare(project)
     return manifest
 
 
@@ -63,6 +67,7 @@ def build_dbt_assets(project: DbtProject, location: WarehouseLocation) -> dg.Ass
         tenants = configured_tenants()
         with writer_turn(location), recording_build(location):
             write_tenant_map(location, tenants)
-            yield from dbt.cli(["build"], context=context).stream()
+            build = dbt.cli(["build"], context=context, target_path=location.dbt_dir)
+            yield from build.stream()
 
     return dbt_models

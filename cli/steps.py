@@ -88,6 +88,7 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     folder = str(DBT_PROJECT_DIR)
     command = [shutil.which("dbt") or "dbt", "build", "--project-dir", folder]
     command += ["--profiles-dir", folder, *(["--quiet"] if quiet else [])]
+    command += ["--target-path", str(location.dbt_dir), "--log-path", str(location.dbt_dir)]
     command += ["--full-refresh"] if full_refresh else []
     tenants = configured_tenants()
     with writer_turn(location) as lock, recording_build(location, full_refresh):
@@ -96,7 +97,7 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
         # writers waiting until it has finished writing.
         returncode = subprocess.run(command, check=False, pass_fds=(lock,)).returncode
         if returncode:
-            results = DBT_PROJECT_DIR / "target" / "run_results.json"
+            results = location.dbt_dir / "run_results.json"
             failed = []
             if results.exists():
                 nodes = json.loads(results.read_text()).get("results", [])

@@ -29,6 +29,21 @@ os.environ.update(
 )
 
 
+# Fixtures built once per test process and shared by the tests that read them. `dev.py test` runs
+# the suite in several processes (pytest-xdist, `--dist loadgroup`): the tests that use one of
+# these run in the same process, so each is built once.
+SHARED_FIXTURES = ("demo_run", "fleet", "postgres")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for name in SHARED_FIXTURES:
+            if name in item.fixturenames:
+                item.add_marker(pytest.mark.xdist_group(name))
+                break
+
+
 @pytest.fixture
 def location(tmp_path: Path) -> WarehouseLocation:
     """An empty warehouse in a temporary folder."""

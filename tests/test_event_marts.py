@@ -9,7 +9,6 @@ import json
 import duckdb
 import pytest
 
-from assets.dbt import DBT_PROJECT_DIR
 from cli.steps import transform
 from pipelines.registry import load
 from simulators.server import SimulatorServer
@@ -132,9 +131,7 @@ def test_events_in_year_1_or_9999_are_kept_flagged_and_left_out_of_the_days(
     ) == [(2,)]
     warned = [
         result["unique_id"]
-        for result in json.loads((DBT_PROJECT_DIR / "target" / "run_results.json").read_text())[
-            "results"
-        ]
+        for result in json.loads((location.dbt_dir / "run_results.json").read_text())["results"]
         if "is_time_out_of_range" in result["unique_id"] and result["status"] == "warn"
     ]
     assert any("trend_audit" in w for w in warned) and any("item_usages" in w for w in warned)

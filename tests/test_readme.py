@@ -49,19 +49,32 @@ def test_the_readme_queries_run_on_the_demo_warehouse(demo_run):
 
 def test_dbt_docs_generate_runs_as_the_readme_says(demo_run):
     (docs,) = [block for block in blocks("sh", README) if "dbt docs generate" in block]
-    (export,) = [line for line in docs.splitlines() if line.startswith("export ")]
-    assert export.split("=")[0] == "export POSTURE_DUCKDB_PATH"
+    # The exports name files of the demo's warehouse: here, the one the tests' demo built.
+    exported = {
+        name: value
+        for line in docs.splitlines()
+        if line.startswith("export ")
+        for name, value in (word.split("=", 1) for word in shlex.split(line, comments=True)[1:])
+    }
+    assert set(exported) == {"POSTURE_DUCKDB_PATH", "DBT_TARGET_PATH", "DBT_LOG_PATH"}
+    demo_folder = "$PWD/data/demo/"
+    assert all(value.startswith(demo_folder) for value in exported.values())
+    env = {
+        **os.environ,
+        **{
+            name: str(demo_run.location.data_dir / value.removeprefix(demo_folder))
+            for name, value in exported.items()
+        },
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    assert env["POSTURE_DUCKDB_PATH"] == str(demo_run.location.working_db)
+    assert env["DBT_TARGET_PATH"] == env["DBT_LOG_PATH"] == str(demo_run.location.dbt_dir)
     (generate,) = [line for line in docs.splitlines() if "dbt docs generate" in line]
     command = shlex.split(generate)
     assert command[0] == ".venv/bin/dbt"  # the project's own dbt, which dev.py installs
     command[0] = str(Path(sys.executable).parent / "dbt")  # the venv running these tests
-    env = {
-        **os.environ,
-        "POSTURE_DUCKDB_PATH": str(demo_run.location.working_db),
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-    }
     out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:]
-    catalog = json.loads((ROOT / "dbt_models" / "target" / "catalog.json").read_text())
+    catalog = json.loads((demo_run.location.dbt_dir / "catalog.json").read_text())
     documented = {node.split(".")[-1] for node in catalog["nodes"]}
     assert {"fct_daily_posture", "fct_org_daily_posture", "fct_security_events"} <= documented

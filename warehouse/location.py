@@ -7,6 +7,8 @@ Layout under the data directory (default `./data`, or `POSTURE_DATA_DIR`):
   describes so that a fresh warehouse never inherits an old cursor.
 - `posture.replica.duckdb`: what readers get, kept up to date by each publish; no reader opens it.
 - `published/posture.duckdb`: the read-only copy of the replica that BI tools and analysts open.
+- `dbt/`: dbt's artifacts (manifest, run results, its partial parse) and log for builds of this
+  warehouse, so two warehouses on one machine build side by side.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ class WarehouseLocation:
     def replica_db(self) -> Path:
         """The private copy that each publish brings up to date, then copies for readers."""
         return self.data_dir / "posture.replica.duckdb"
+
+    @property
+    def dbt_dir(self) -> Path:
+        """dbt's target and log folder for builds of this warehouse."""
+        return self.data_dir / "dbt"
 
     @property
     def published_db(self) -> Path:
