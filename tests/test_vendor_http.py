@@ -138,7 +138,8 @@ def closed_port() -> int:
 @pytest.mark.parametrize(
     ("base_url", "cause"),
     [
-        (f"http://127.0.0.1:{closed_port()}", "refused the connection"),
+        # The port is picked when the test runs: every test process collects the same tests.
+        ("http://127.0.0.1:{closed_port}", "refused the connection"),
         (
             "http://no-such-host.invalid",
             "could not be reached: host name no-such-host.invalid does not resolve",
@@ -148,7 +149,7 @@ def closed_port() -> int:
 def test_an_unreachable_vendor_is_one_line_naming_vendor_endpoint_and_cause(
     keeper_env: SimulatorServer, location, monkeypatch, base_url, cause
 ):
-    monkeypatch.setenv("SOURCES__KEEPER_RMD__BASE_URL", base_url)
+    monkeypatch.setenv("SOURCES__KEEPER_RMD__BASE_URL", base_url.format(closed_port=closed_port()))
     monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "2")
     message, seconds = failed_load("keeper", location, within=30)
     assert message.startswith(f"Keeper RMD: {KEEPER_STAT} {cause}"), message
