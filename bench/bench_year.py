@@ -8,7 +8,7 @@ and 1.8 M Keeper user-days a year. Each warehouse is made the way an installatio
 faster: one real load of each source over HTTP from the simulators (the tables, their schemas and
 the sources' cursors), then DuckDB SQL copies those rows back over the period with new ids, times,
 load ids and raw JSON, one hourly load at a time; one full `posture transform` builds the marts
-and a first `posture publish` makes the replica that later publishes bring up to date. Then the
+and a first `posture publish` writes the file that later publishes bring up to date. Then the
 hourly cycle runs as `posture` processes: an hour of new events from the simulators through
 `posture load trend`, `posture load onepassword`, `posture transform` and `posture publish`. Each
 step prints its seconds, its peak memory (the process and the children it waited for: dbt), what
@@ -267,8 +267,8 @@ def cycle(
         built, _, _ = posture(env, "transform")
         print(f"\n{label}: {days} days of history (grown in {grown:.0f} s, built in {built:.0f} s)")
         if not lake:
-            # The installation has published before: the cycle's publish brings the replica up
-            # to date, as every hourly publish after the first does.
+            # The installation has published before: the cycle's publish brings the last published
+            # file up to date, as every hourly publish after the first does.
             seconds, _, written = posture(env, "publish")
             row("first publish", f"{seconds:7.1f} s", f"wrote {written:5.2f} GB")
         for table, rows in counts.items():

@@ -5,8 +5,7 @@ Layout under the data directory (default `./data`, or `POSTURE_DATA_DIR`):
 - `posture.duckdb.writer`: the lock a step holds while it writes the working file.
 - `pipelines/`: dlt's pipeline state (incremental cursors, schemas), kept beside the file it
   describes so that a fresh warehouse never inherits an old cursor.
-- `posture.replica.duckdb`: what readers get, kept up to date by each publish; no reader opens it.
-- `published/posture.duckdb`: the read-only copy of the replica that BI tools and analysts open.
+- `published/posture.duckdb`: the read-only copy that BI tools and analysts open.
 - `dbt/`: dbt's artifacts (manifest, run results, its partial parse) and log for builds of this
   warehouse, so two warehouses on one machine build side by side.
 """
@@ -40,11 +39,6 @@ class WarehouseLocation:
     def pipelines_dir(self) -> Path:
         """dlt's working folder (pipeline state) for this warehouse."""
         return self.data_dir / "pipelines"
-
-    @property
-    def replica_db(self) -> Path:
-        """The private copy that each publish brings up to date, then copies for readers."""
-        return self.data_dir / "posture.replica.duckdb"
 
     @property
     def dbt_dir(self) -> Path:

@@ -1,21 +1,22 @@
 """Publish what readers query as a read-only DuckDB file that they can hold open at any time.
 
 DuckDB allows one writer per file and a reader that opens the working file during a load can see
-half-loaded tables or make the load fail. So readers never open the working file. A private
-replica of it (`posture.replica.duckdb` beside the working file, which no reader opens) is brought
-up to date from the working file (attached read-only), in one transaction that writes only what
-changed since the last publish; then the replica's bytes are copied beside the published file,
-flushed to disk and swapped in with one atomic rename. A reader that has the old copy open keeps
-reading the old copy (its open file is unaffected by the rename) and sees the new one once every
-connection its process holds to that path is closed (DuckDB shares one database per file within a
-process). DuckDB 1.5 writes storage format 64 by default, which every DuckDB 1.x reader opens.
+half-loaded tables or make the load fail. So readers never open the working file. A publish makes
+the next published file beside the current one: a byte copy of the current published file (which
+is never written once published, so a reader holding it open is unaffected), brought up to date
+from the working file (attached read-only) by writing only what changed since, then flushed to
+disk and swapped in with one atomic rename. A reader that has the old copy open keeps reading the
+old copy (its open file is unaffected by the rename) and sees the new one once every connection
+its process holds to that path is closed (DuckDB shares one database per file within a process).
+DuckDB 1.5 writes storage format 64 by default, which every DuckDB 1.x reader opens.
 
 What changed is found per table from columns the warehouse's tables share:
 - a table with a day (`event_date` or `snapshot_date`) and an observation time (`observed_at`, or
-  `last_observed_at` in daily marts) has its days replaced from the earliest day of a row observed
-  since the replica's newest observation, less the dbt project's `load_lookback_days` (the rows an
-  incremental build may have rewritten); loads and builds only ever write rows of those days;
-- any other table (small: per-tenant, per-benchmark or dlt's bookkeeping) is copied whole;
+  `last_observed_at` in daily marts) has its days replaced from the earliest day of a row
+  observed since the published file's newest observation less the dbt project's
+  `load_lookback_days` (as far back as an incremental build rewrites); loads and builds write
+  rows of those days only;
+- any other table (per-tenant, per-benchmark, per-user or dlt's bookkeeping) is copied whole;
 - a table whose row count then differs from the working file's (rows deleted on days nothing new
   was observed), or whose columns changed, is copied whole.
 
@@ -25,7 +26,8 @@ working file's bytes and grow with every event ever loaded; the working file kee
 evidence, and every other column of each event is published.
 
 A build that failed (or was killed) is not published unless asked: each `dbt build` records its
-outcome beside the working file, and publish reads it.
+outcome beside the working file, and publish reads it. A full refresh may rewrite any row of any
+day, so it leaves a mark beside the working file: the next publish copies every table.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ DBT_PROJECT_FILE = Path(__file__).resolve().parent.parent / "dbt_models" / "dbt_
 
 @dataclass(frozen=True)
 class PublishResult:
-    """What a publish did: the published file, its size, the seconds it took and, per table
-    brought up to date in the replica, how (`whole`, or `from <day>`)."""
+    """What a publish did: the published file, its size, the seconds it took and, per table it
+    wrote, how (`whole`, or `from <day>`)."""
 
     path: Path
     bytes: int
@@ -69,14 +71,17 @@ def _build_record(location: WarehouseLocation) -> Path:
     return location.data_dir / "posture.duckdb.build"
 
 
+def _copy_all_mark(location: WarehouseLocation) -> Path:
+    return location.data_dir / "posture.duckdb.publish-all"
+
+
 @contextmanager
 def recording_build(location: WarehouseLocation, full_refresh: bool = False) -> Iterator[None]:
     """Record the outcome of the dbt build run in the block: running while it runs (so a killed
-    build stays unpublishable), then passed, or failed when the block raises. A full refresh may
-    rewrite any row of any day, so it also drops the replica: the next publish copies it all."""
+    build stays unpublishable), then passed, or failed when the block raises. A full refresh
+    marks the next publish to copy every table."""
     if full_refresh:
-        location.replica_db.unlink(missing_ok=True)
-        location.replica_db.with_name(f"{location.replica_db.name}.wal").unlink(missing_ok=True)
+        _copy_all_mark(location).touch()
     record = _build_record(location)
     record.write_text(BUILD_RUNNING)
     try:
@@ -94,9 +99,9 @@ def last_build(location: WarehouseLocation) -> str | None:
 
 
 def publish(location: WarehouseLocation, force: bool = False) -> PublishResult:
-    """Bring the replica up to date and swap a copy of it in at `location.published_db`, in a
-    writer turn (no load or build changes the working file meanwhile). Refuses when the last dbt
-    build did not pass, unless `force`."""
+    """Swap an up-to-date read-only copy in at `location.published_db`, in a writer turn (no load
+    or build changes the working file meanwhile). Refuses when the last dbt build did not pass,
+    unless `force`."""
     started = time.perf_counter()
     source = location.working_db
     if not source.exists():
@@ -111,15 +116,18 @@ def publish(location: WarehouseLocation, force: bool = False) -> PublishResult:
                 "fix it and run `posture transform` again, or publish it anyway with --force"
             )
         _remove_stale_staging_copies(target)
-        updated = _update_replica(source, location.replica_db, working_catalog(location))
+        copy_all = _copy_all_mark(location)
         try:
-            shutil.copyfile(location.replica_db, staging)
+            if target.exists() and not copy_all.exists():
+                shutil.copyfile(target, staging)
+            updated = _bring_up_to_date(staging, source, working_catalog(location))
             with open(staging, "rb+") as handle:
                 os.fsync(handle.fileno())
             staging.chmod(0o444)
             os.replace(staging, target)
         finally:
             staging.unlink(missing_ok=True)
+        copy_all.unlink(missing_ok=True)
     _fsync_dir(target.parent)
     return PublishResult(target, target.stat().st_size, time.perf_counter() - started, updated)
 
@@ -137,26 +145,29 @@ def _lookback_days() -> int:
     return int(yaml.safe_load(DBT_PROJECT_FILE.read_text())["vars"]["load_lookback_days"])
 
 
-def _update_replica(source: Path, replica: Path, catalog: str) -> dict[str, str]:
-    """Make the replica hold the working file's tables (the vendor JSON columns empty, all in one
-    transaction) and views, under the working file's catalog name so that the views' qualified
-    names resolve in it; then checkpoint it so that its file alone holds it all. Returns how each
-    table was brought up to date."""
+def _bring_up_to_date(copy: Path, source: Path, catalog: str) -> dict[str, str]:
+    """Make `copy` (a copy of the last published file, or a new file) hold the working file's
+    tables (the vendor JSON columns empty) and views, under the working file's catalog name so
+    that the views' qualified names resolve in it; then checkpoint it so that its file alone
+    holds it all. Returns how each table was written."""
     working = f"{catalog}_working"
-    replica_path, source_path = (str(path).replace("'", "''") for path in (replica, source))
+    copy_path, source_path = (str(path).replace("'", "''") for path in (copy, source))
     with duckdb.connect() as con:
-        con.execute(f"ATTACH '{replica_path}' AS {catalog}")
+        con.execute(f"ATTACH '{copy_path}' AS {catalog}")
         con.execute(f"ATTACH '{source_path}' AS {working} (READ_ONLY)")
         con.execute(f"USE {catalog}")
         con.execute("BEGIN")
         updated = {}
+        lookback = _lookback_days()
         working_tables = _tables(con, working)
-        replica_tables = _tables(con, catalog)
-        for schema, table in replica_tables.keys() - working_tables.keys():
+        published_tables = _tables(con, catalog)
+        for schema, table in published_tables.keys() - working_tables.keys():
             con.execute(f'DROP TABLE {catalog}."{schema}"."{table}"')
         for (schema, table), columns in working_tables.items():
-            replica_columns = replica_tables.get((schema, table))
-            how = _update_table(con, working, catalog, schema, table, columns, replica_columns)
+            published_columns = published_tables.get((schema, table))
+            how = _update_table(
+                con, working, catalog, (schema, table), columns, published_columns, lookback
+            )
             if how:
                 updated[f"{schema}.{table}"] = how
         con.execute("COMMIT")
@@ -188,13 +199,15 @@ def _tables(
 def _update_table(
     con: duckdb.DuckDBPyConnection,
     working: str,
-    replica: str,
-    schema: str,
-    table: str,
+    copy: str,
+    schema_table: tuple[str, str],
     columns: list[tuple[str, str]],
-    replica_columns: list[tuple[str, str]] | None,
+    published_columns: list[tuple[str, str]] | None,
+    lookback_days: int,
 ) -> str | None:
-    """Bring one table of the replica up to date; returns how (None when nothing changed)."""
+    """Bring one table of the copy up to date, rewriting the days observed within
+    `lookback_days` of its newest observation; returns how (None when nothing changed)."""
+    schema, table = schema_table
     name = f'"{schema}"."{table}"'
     selected = ", ".join(
         f'cast(null as {data_type}) as "{column}"'
@@ -205,43 +218,43 @@ def _update_table(
     names = {column for column, _ in columns}
     day = next((column for column in DAY_COLUMNS if column in names), None)
     observed = next((column for column in OBSERVED_COLUMNS if column in names), None)
-    if columns == replica_columns and day and observed:
+    if columns == published_columns and day and observed:
         (since,) = con.execute(
-            f'select max("{observed}") - to_days(?) from {replica}.{name}', [_lookback_days()]
+            f'select max("{observed}") - to_days(?) from {copy}.{name}', [lookback_days]
         ).fetchone()
         if since is not None:
             (first_day,) = con.execute(
                 f'select min("{day}") from {working}.{name} where "{observed}" >= ?', [since]
             ).fetchone()
             if first_day is not None:
-                con.execute(f'DELETE FROM {replica}.{name} WHERE "{day}" >= ?', [first_day])
+                con.execute(f'DELETE FROM {copy}.{name} WHERE "{day}" >= ?', [first_day])
                 con.execute(
-                    f"INSERT INTO {replica}.{name} "
+                    f"INSERT INTO {copy}.{name} "
                     f'SELECT {selected} FROM {working}.{name} WHERE "{day}" >= ?',
                     [first_day],
                 )
             counts = con.execute(
-                f"select (select count(*) from {replica}.{name}), "
+                f"select (select count(*) from {copy}.{name}), "
                 f"(select count(*) from {working}.{name})"
             ).fetchone()
             if counts[0] == counts[1]:
                 return None if first_day is None else f"from {first_day}"
-    if replica_columns is not None:
-        con.execute(f"DROP TABLE {replica}.{name}")
-    con.execute(f'CREATE SCHEMA IF NOT EXISTS {replica}."{schema}"')
-    con.execute(f"CREATE TABLE {replica}.{name} AS SELECT {selected} FROM {working}.{name}")
+    if published_columns is not None:
+        con.execute(f"DROP TABLE {copy}.{name}")
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS {copy}."{schema}"')
+    con.execute(f"CREATE TABLE {copy}.{name} AS SELECT {selected} FROM {working}.{name}")
     return "whole"
 
 
-def _replace_views(con: duckdb.DuckDBPyConnection, working: str, replica: str) -> None:
-    """Drop the replica's views and create the working file's, a view after those it reads
+def _replace_views(con: duckdb.DuckDBPyConnection, working: str, copy: str) -> None:
+    """Drop the copy's views and create the working file's, a view after those it reads
     (DuckDB binds a view when it is created)."""
     for schema, view in con.execute(
         "select schema_name, view_name from duckdb_views() where database_name = ? "
         "and not internal",
-        [replica],
+        [copy],
     ).fetchall():
-        con.execute(f'DROP VIEW {replica}."{schema}"."{view}"')
+        con.execute(f'DROP VIEW {copy}."{schema}"."{view}"')
     pending = con.execute(
         "select schema_name, sql from duckdb_views() where database_name = ? "
         "and not internal order by all",
@@ -250,7 +263,7 @@ def _replace_views(con: duckdb.DuckDBPyConnection, working: str, replica: str) -
     while pending:
         failed = []
         for schema, sql in pending:
-            con.execute(f'CREATE SCHEMA IF NOT EXISTS {replica}."{schema}"')
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS {copy}."{schema}"')
             try:
                 con.execute(sql)
             except duckdb.CatalogException as error:
