@@ -23,6 +23,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -99,20 +100,22 @@ def source_env(urls: dict[str, str], data_dir: Path) -> dict[str, str]:
 
 def posture(env: dict[str, str], *args: str) -> tuple[float, float, float]:
     """Run `posture args` in its own process; (seconds, peak RSS in MB of it and of the children
-    it waited for, GB they wrote to disk)."""
+    it waited for, GB they wrote to disk). Its output goes to a file, shown when it fails."""
     started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", *args],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status):
-        raise RuntimeError(f"posture {' '.join(args)} failed: {process.stderr.read().decode()}")
-    process.stderr.close()
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", *args],
+            env=env,
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.perf_counter() - started
+        if os.waitstatus_to_exitcode(status):
+            output.seek(0)
+            tail = output.read().decode(errors="replace")[-4000:]
+            raise RuntimeError(f"posture {' '.join(args)} failed:\n{tail}")
     return seconds, usage.ru_maxrss / 1024, usage.ru_oublock * 512 / 1e9
 
 
