@@ -16,7 +16,7 @@ from warehouse.engine import dbt_environment
 from warehouse.location import WarehouseLocation
 from warehouse.publish import recording_build
 from warehouse.tenant_map import write_tenant_map
-from warehouse.writer import writer_turn
+from warehouse.writer import lake_writing, writer_turn
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_models"
 DUCKDB_PATH_ENV = "POSTURE_DUCKDB_PATH"  # read by dbt_models/profiles.yml
@@ -65,7 +65,7 @@ def build_dbt_assets(project: DbtProject, location: WarehouseLocation) -> dg.Ass
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
         tenants = configured_tenants()
-        with writer_turn(location), recording_build(location):
+        with writer_turn(location), lake_writing(), recording_build(location):
             write_tenant_map(location, tenants)
             build = dbt.cli(["build"], context=context, target_path=location.dbt_dir)
             yield from build.stream()

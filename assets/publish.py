@@ -1,11 +1,12 @@
-"""Publishing as an asset: after the models build, readers get a fresh read-only copy."""
+"""Publishing as an asset: after the models build, readers get a fresh read-only copy (on
+DuckLake, the lake's newest whole commit)."""
 
 import dagster as dg
 
 from assets.schedules import WRITER_POOL
-from warehouse.engine import DUCKLAKE, LAKE_PUBLISH_NOTE, ducklake_settings
+from warehouse.engine import DUCKLAKE, ducklake_settings
 from warehouse.location import WarehouseLocation
-from warehouse.publish import publish
+from warehouse.publish import publish, refuse_failed_build
 
 
 def build_publish_asset(
@@ -19,11 +20,19 @@ def build_publish_asset(
         deps=list(upstream.keys),
         kinds={"duckdb"},
         pool=WRITER_POOL,
-        description="Read-only copy of the warehouse that BI tools and analysts open.",
+        description=(
+            "What BI tools and analysts read: a read-only copy of the warehouse, or on DuckLake "
+            "the commit they read."
+        ),
     )
     def published_warehouse() -> dg.MaterializeResult:
-        if ducklake_settings():
-            return dg.MaterializeResult(metadata={"engine": DUCKLAKE, "note": LAKE_PUBLISH_NOTE})
+        if lake := ducklake_settings():
+            from warehouse.ducklake import publish_lake
+
+            refuse_failed_build(location)
+            return dg.MaterializeResult(
+                metadata={"engine": DUCKLAKE, "snapshot_id": publish_lake(lake)}
+            )
         result = publish(location)
         return dg.MaterializeResult(
             metadata={

@@ -185,7 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument(
         "--full-refresh", action="store_true", help="rebuild incremental models from all history"
     )
-    publish = command("publish", _publish, "publish a read-only copy for BI tools and analysts")
+    publish = command(
+        "publish",
+        _publish,
+        "publish what BI tools and analysts read (a read-only copy; DuckLake: a commit)",
+    )
     publish.add_argument(
         "--force", action="store_true", help="publish even though the last dbt build failed"
     )

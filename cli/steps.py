@@ -81,7 +81,7 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     from pipelines.tenants import configured_tenants
     from warehouse.publish import recording_build
     from warehouse.tenant_map import write_tenant_map
-    from warehouse.writer import writer_turn
+    from warehouse.writer import lake_writing, writer_turn
 
     point_dbt_at(location)  # profile path and PATH for this process and its children
     started = time.perf_counter()
@@ -91,7 +91,7 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     command += ["--target-path", str(location.dbt_dir), "--log-path", str(location.dbt_dir)]
     command += ["--full-refresh"] if full_refresh else []
     tenants = configured_tenants()
-    with writer_turn(location) as lock, recording_build(location, full_refresh):
+    with writer_turn(location) as lock, lake_writing(), recording_build(location, full_refresh):
         write_tenant_map(location, tenants)
         # dbt inherits the turn's lock: if this process is killed, its dbt still keeps other
         # writers waiting until it has finished writing.
@@ -109,14 +109,18 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
 
 
 def publish_step(location: WarehouseLocation, quiet: bool = False, force: bool = False) -> None:
-    """Publish the read-only copy (a failed build only if `force`); prints where it is. On
-    DuckLake there is nothing to copy: readers attach the lake."""
-    from warehouse.engine import LAKE_PUBLISH_NOTE, ducklake_settings
-    from warehouse.publish import publish
+    """Publish what readers see (a failed build only if `force`): a fresh read-only copy, or on
+    DuckLake the lake's newest whole commit; prints which."""
+    from warehouse.engine import ducklake_settings
+    from warehouse.publish import publish, refuse_failed_build
 
-    if ducklake_settings():
+    if lake := ducklake_settings():
+        from warehouse.ducklake import publish_lake
+
+        refuse_failed_build(location, force)
+        version = publish_lake(lake)
         if not quiet:
-            print(LAKE_PUBLISH_NOTE)
+            print(f"published the lake's commit {version}: readers see it from now on")
         return
 
     result = publish(location, force=force)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterator
-from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import dlt
@@ -22,7 +21,7 @@ from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 from pipelines.registry import BACKLOG, SourceSpec
 from warehouse.engine import ducklake_settings
 from warehouse.location import WarehouseLocation, current_location
-from warehouse.writer import writer_turn
+from warehouse.writer import writing
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +62,6 @@ def make_pipeline(
         destination=destination,
         dataset_name=dataset or name,
     )
-
-
-def writing(location: WarehouseLocation) -> AbstractContextManager[Any]:
-    """The writer turn of the working file; nothing on DuckLake, which takes writers side by
-    side."""
-    return nullcontext() if ducklake_settings() else writer_turn(location)
 
 
 def run_source(

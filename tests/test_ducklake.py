@@ -1,6 +1,6 @@
 """The DuckLake engine against a real PostgreSQL catalog: the same sources, models and CLI, two
-loads at once, readers that are never blocked and never see half a load, time travel, and a
-killed load run again."""
+loads at once, readers that are never blocked and never see half a run, time travel, a publish
+that waits for writers, and a killed load run again."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from cli.main import main
@@ -24,18 +25,30 @@ from simulators.server import SimulatorServer
 from simulators.trend_audit import TrendAuditSimulator
 from tests.conftest import files_containing
 from tests.postgres_server import PostgresServer
-from warehouse.ducklake import connect_lake_reader
+from warehouse.ducklake import (
+    LAKE,
+    attach_sql,
+    create_lake,
+    install_extensions,
+    lake_writer_lock,
+)
 from warehouse.engine import (
     CATALOG_ENV,
     DATA_PATH_ENV,
     DUCKLAKE,
     WAREHOUSE_ENV,
     DuckLakeSettings,
+    connect_reader,
     ducklake_settings,
 )
 
 PROJECT = Path(__file__).resolve().parent.parent
 TREND_COUNT = "select count(*) from trend_audit.audit_logs"
+# What a reader counts during loads of both sources: a half-loaded run would show one changed.
+BOTH_COUNTS = (
+    "select (select count(*) from trend_audit.audit_logs), "
+    "(select count(*) from onepassword_events.signin_attempts)"
+)
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +75,11 @@ def lake(
 
 
 def lake_rows(lake: DuckLakeSettings, sql: str) -> list[tuple]:
-    with connect_lake_reader(lake) as con:
+    """Rows of `sql` on the lake's newest commit: what is stored, published or not."""
+    install_extensions()
+    with duckdb.connect(config={"autoinstall_known_extensions": False}) as con:
+        con.execute(attach_sql(lake, read_only=True))
+        con.execute(f"USE {LAKE}")
         return con.execute(sql).fetchall()
 
 
@@ -79,9 +96,9 @@ def posture(location, *args: str) -> subprocess.Popen:
     )
 
 
-# A reader in its own process: counts the Trend Micro events over and over until told to stop,
-# writing when each query started and ended and what it saw to its own file (stdout may carry
-# other lines, such as DuckDB's progress bar).
+# A reader in its own process: counts events over and over until told to stop, writing when each
+# query started and ended and what it saw to its own file (stdout may carry other lines, such as
+# DuckDB's progress bar).
 READER = textwrap.dedent(
     """
     import json, sys, time
@@ -91,8 +108,8 @@ READER = textwrap.dedent(
     while not stop.exists():
         started = time.time()
         with connect_reader() as con:
-            (count,) = con.execute(sys.argv[2]).fetchone()
-        print(json.dumps([started, time.time(), count]), file=log, flush=True)
+            counts = list(con.execute(sys.argv[2]).fetchone())
+        print(json.dumps([started, time.time(), counts]), file=log, flush=True)
     """
 )
 
@@ -109,19 +126,24 @@ def test_three_sources_on_the_lake_side_by_side_with_a_reader_and_time_travel(
     lake: DuckLakeSettings,
     capsys,
 ):
-    load_source("keeper", location, quiet=True)
-    load_source("trend", location, quiet=True)
-    ((before,),) = lake_rows(lake, TREND_COUNT)
-    assert before == len(trend_env.simulator.retained_events())
+    for source in ("keeper", "trend", "onepassword"):
+        load_source(source, location, quiet=True)
+    assert main(["kpis"]) == 2  # nothing is published yet
+    assert "nothing published on the lake yet" in capsys.readouterr().err
+    assert main(["publish"]) == 0
+    assert "published the lake's commit" in capsys.readouterr().out
+    (before,) = lake_rows(lake, BOTH_COUNTS)
+    assert before[0] == len(trend_env.simulator.retained_events())
     moment = datetime.now(UTC)
     time.sleep(0.05)
 
     # Two loads of different sources at once, each in its own process, and a reader in a third.
     trend_env.simulator.advance(hours=12)
+    onepassword_env.simulator.advance(hours=12)
     stop = location.data_dir / "stop-reading"
     reads_log = location.data_dir / "reads.jsonl"
     reader = subprocess.Popen(
-        [sys.executable, "-c", READER, str(stop), TREND_COUNT, str(reads_log)],
+        [sys.executable, "-c", READER, str(stop), BOTH_COUNTS, str(reads_log)],
         cwd=PROJECT,
         env={**os.environ, "PYTHONPATH": str(PROJECT)},
     )
@@ -131,28 +153,37 @@ def test_three_sources_on_the_lake_side_by_side_with_a_reader_and_time_travel(
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, err[-2000:]
     loads_ended = time.time()
+    assert main(["publish"]) == 0  # both runs are whole now: readers see them from here on
+    published = time.time()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+        start > published for start, _, _ in map(json.loads, reads_log.read_text().splitlines())
+    ):
+        time.sleep(0.1)
     stop.touch()
     assert reader.wait(timeout=60) == 0
 
-    ((after,),) = lake_rows(lake, TREND_COUNT)
-    assert after == len(trend_env.simulator.retained_events()) > before
+    (after,) = lake_rows(lake, BOTH_COUNTS)
+    assert after[0] == len(trend_env.simulator.retained_events()) > before[0]
+    assert after[1] > before[1]
     ids = lake_rows(lake, "select id from trend_audit.audit_logs order by id")
     assert [i for (i,) in ids] == sorted(e["id"] for e in trend_env.simulator.retained_events())
     reads = [json.loads(line) for line in reads_log.read_text().splitlines()]
-    assert {count for _, _, count in reads} <= {before, after}  # never half a load
+    # Never half a run: the counts before both loads until the publish, then after both.
+    assert {tuple(counts) for start, _, counts in reads if start < loads_ended} == {before}
+    assert {tuple(counts) for start, _, counts in reads if start > published} == {after}
     # Never blocked: reads began and finished while the loads were writing.
     assert any(loads_started < start and end < loads_ended for start, end, _ in reads)
-    ((signins,),) = lake_rows(lake, "select count(*) from onepassword_events.signin_attempts")
-    assert signins > 0
 
-    # The same dbt models build on the lake; the same CLI reads them.
+    # The same dbt models build on the lake; the same CLI reads them once published.
     transform(location, quiet=True)
+    assert main(["publish"]) == 0
     capsys.readouterr()
     assert main(["kpis", "--days", "2"]) == 0
     out = capsys.readouterr().out
     assert {"Keeper RMD", "Trend Micro Cloud One", "1Password"} <= set(out.splitlines())
     ((events,),) = lake_rows(lake, "select sum(events_total) from marts.fct_trend_daily_kpis")
-    assert events == after
+    assert events == after[0]
     # An incremental build on the lake too, after Keeper's snapshot is retaken the same day.
     keeper_env.simulator.advance(hours=2)
     load_source("keeper", location, quiet=True)
@@ -160,16 +191,14 @@ def test_three_sources_on_the_lake_side_by_side_with_a_reader_and_time_travel(
 
     # What did the warehouse say before the second round of loads?
     assert main(["sql", "--as-of", moment.isoformat(), TREND_COUNT]) == 0
-    assert str(before) in capsys.readouterr().out.split()
+    assert str(before[0]) in capsys.readouterr().out.split()
     assert main(["sql", TREND_COUNT]) == 0
-    assert str(after) in capsys.readouterr().out.split()
+    assert str(after[0]) in capsys.readouterr().out.split()
     # and a reader stays a reader
     assert main(["sql", "select * from read_text('/etc/hostname')"]) == 1
     assert "disabled by configuration" in capsys.readouterr().err
 
-    assert main(["publish"]) == 0
-    assert "nothing to publish on the DuckLake engine" in capsys.readouterr().out
-    assert not location.published_db.exists()
+    assert not location.published_db.exists()  # a publish on the lake copies nothing
 
     lake_folder = Path(lake.data_path)
     assert any(lake_folder.rglob("*.parquet"))
@@ -247,19 +276,53 @@ def test_the_same_dagster_definitions_load_into_the_lake(
     trend_log = dg.AssetKey(["trend_audit", "audit_logs"])
     published = dg.AssetKey("published_warehouse")
     job = defs.resolve_implicit_global_asset_job_def()
-    result = job.execute_in_process(
-        instance=dg.DagsterInstance.ephemeral(), asset_selection=[trend_log, published]
-    )
-    assert result.success
+    instance = dg.DagsterInstance.ephemeral()
+    # The load, then the publish (without the dbt models between them, nothing orders the two).
+    results = [
+        job.execute_in_process(instance=instance, asset_selection=[key])
+        for key in (trend_log, published)
+    ]
+    assert all(result.success for result in results)
     ((rows,),) = lake_rows(lake, TREND_COUNT)
     assert rows == len(trend_env.simulator.retained_events())
     (publish,) = [
         event.materialization
-        for event in result.get_asset_materialization_events()
+        for event in results[1].get_asset_materialization_events()
         if event.asset_key == published
     ]
     assert publish.metadata["engine"].value == DUCKLAKE
+    assert publish.metadata["snapshot_id"].value >= 1
+    with connect_reader() as con:  # readers see what the job published
+        assert con.execute(TREND_COUNT).fetchone() == (rows,)
     assert not location.published_db.exists()
+
+
+def test_a_publish_waits_for_the_writers_of_the_lake(location, lake: DuckLakeSettings):
+    def publish(wait: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "POSTURE_DATA_DIR": str(location.data_dir)}
+        return subprocess.run(
+            [sys.executable, "-m", "cli.main", "publish"],
+            cwd=PROJECT,
+            env={**env, "POSTURE_WRITER_WAIT": wait},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    create_lake(lake)
+    with lake_writer_lock(lake), lake_writer_lock(lake):  # two loads writing side by side
+        waited = publish("1")
+    assert waited.returncode != 0
+    assert waited.stderr.strip().splitlines() == [
+        "posture publish: error: the lake is still held by a load or transform after 1 s "
+        "(set POSTURE_WRITER_WAIT to wait longer)"
+    ]
+    with pytest.raises(ValueError, match="nothing published on the lake yet"):
+        connect_reader()
+    done = publish("60")
+    assert done.returncode == 0, done.stderr
+    ((version,),) = lake_rows(lake, "select max(snapshot_id) from main.published_snapshots")
+    assert f"published the lake's commit {version}" in done.stdout
 
 
 # Attaches a new lake at an agreed moment, as loads started together on a new installation do.

@@ -1,8 +1,16 @@
-"""The DuckLake engine: its extensions, how loads, dbt and readers attach the lake.
+"""The DuckLake engine: its extensions, how loads, dbt and readers attach the lake, and what
+readers see.
 
 Every process attaches the same lake under the same name (`LAKE`), its catalog tables in the
 PostgreSQL schema `METADATA_SCHEMA`, so a query written for one (`marts.fct_daily_posture`
 after `USE lake`) reads the same in all of them and in a BI tool.
+
+A load or a dbt build commits table by table, so the lake's newest commit can hold half a run.
+Readers therefore read the commit the last publish recorded (`PUBLISHED_SNAPSHOTS`), and a
+publish records one only when no load or build is writing: writers hold the lake's writer lock
+shared, side by side, and a publish takes it alone. The lock is an advisory lock in the
+PostgreSQL catalog, so it holds across machines, and PostgreSQL lets it go when a writer's
+connection ends (a killed writer never leaves it held).
 """
 
 from __future__ import annotations
@@ -11,6 +19,8 @@ import functools
 import importlib.resources
 import shlex
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +33,8 @@ if TYPE_CHECKING:
 
 LAKE = "lake"  # the name the lake is attached as, everywhere
 METADATA_SCHEMA = "posture_lake"  # the PostgreSQL schema that holds the lake's catalog
+# One row per publish: the commit readers see from then on, and when it was published.
+PUBLISHED_SNAPSHOTS = f"{LAKE}.main.published_snapshots"
 # DuckDB's extensions for the lake, from the PyPI wheels that carry them: (wheel package, name).
 EXTENSIONS = (
     ("duckdb_extension_ducklake", "ducklake"),
@@ -60,10 +72,13 @@ def attach_target(lake: DuckLakeSettings) -> str:
 
 
 def attach_sql(
-    lake: DuckLakeSettings, read_only: bool = False, as_of: datetime | None = None
+    lake: DuckLakeSettings,
+    read_only: bool = False,
+    as_of: datetime | None = None,
+    version: int | None = None,
 ) -> str:
-    """`ATTACH` of the lake as `LAKE`; read-only readers may pin the commit current at
-    `as_of`."""
+    """`ATTACH` of the lake as `LAKE`; read-only readers may pin the commit current at `as_of`,
+    or the commit `version`."""
     options = [f"METADATA_SCHEMA {_quote(METADATA_SCHEMA)}"]
     if read_only:
         options.append("READ_ONLY")
@@ -72,6 +87,8 @@ def attach_sql(
     if as_of is not None:
         moment = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
         options.append(f"SNAPSHOT_TIME {_quote(moment.isoformat())}")
+    if version is not None:
+        options.append(f"SNAPSHOT_VERSION {int(version)}")
     return f"ATTACH {_quote(attach_target(lake))} AS {LAKE} ({', '.join(options)})"
 
 
@@ -83,8 +100,8 @@ _READER_LOCKDOWN = ("SET enable_external_access = false", "SET lock_configuratio
 def connect_lake_reader(
     lake: DuckLakeSettings, as_of: datetime | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """A read-only connection to the lake, sandboxed like the published copy's, in a
-    transaction on one snapshot: the commit current at `as_of`, or the newest."""
+    """A read-only connection to the lake, sandboxed like the published copy's, reading the
+    commit the last publish recorded (the last one by `as_of`, when given): never half a run."""
     install_extensions()
     con = duckdb.connect(
         config={
@@ -97,6 +114,19 @@ def connect_lake_reader(
         for _, name in EXTENSIONS:
             con.execute(f"LOAD {name}")
         con.execute(attach_sql(lake, read_only=True, as_of=as_of))
+        try:
+            (version,) = con.execute(
+                f"select max(snapshot_id) from {PUBLISHED_SNAPSHOTS}"
+            ).fetchone()
+        except duckdb.CatalogException:
+            version = None
+        if version is None:
+            by = f" by {as_of.isoformat()}" if as_of else " yet"
+            raise ValueError(
+                f"nothing published on the lake{by}: run a load, transform and `posture publish`"
+            )
+        con.execute(f"DETACH {LAKE}")
+        con.execute(attach_sql(lake, read_only=True, version=version))
         con.execute(f"USE {LAKE}")
         if "://" not in lake.data_path:  # a local data path stays readable, nothing else
             con.execute(f"SET allowed_directories = [{_quote(lake.data_path)}]")
@@ -107,6 +137,49 @@ def connect_lake_reader(
         con.close()
         raise
     return con
+
+
+@contextmanager
+def lake_writer_lock(lake: DuckLakeSettings, alone: bool = False) -> Iterator[None]:
+    """Hold the lake's writer lock for the block: shared (loads and builds, side by side) or
+    `alone` (a publish, once no writer holds it); waits as long as `writer_wait_seconds()`."""
+    import psycopg
+
+    from .writer import WRITER_WAIT_ENV, WarehouseBusyError, writer_wait_seconds
+
+    wait = writer_wait_seconds()
+    function = "pg_advisory_lock" if alone else "pg_advisory_lock_shared"
+    with psycopg.connect(lake.catalog, autocommit=True) as catalog:
+        # 0 would mean "wait for ever" to PostgreSQL
+        timeout = f"{max(1, round(wait * 1000))}ms"
+        catalog.execute("select set_config('lock_timeout', %s, false)", [timeout])
+        try:
+            catalog.execute(f"select {function}(hashtext(%s))", [METADATA_SCHEMA])
+        except psycopg.errors.LockNotAvailable:
+            holder = "a load or transform" if alone else "a publish"
+            raise WarehouseBusyError(
+                f"the lake is still held by {holder} after {wait:g} s (set {WRITER_WAIT_ENV} "
+                "to wait longer)"
+            ) from None
+        yield
+
+
+def publish_lake(lake: DuckLakeSettings) -> int:
+    """Record the lake's newest commit as the one readers see, once no load or build is
+    writing; returns its snapshot id."""
+    install_extensions()
+    with (
+        lake_writer_lock(lake, alone=True),
+        duckdb.connect(config={"autoinstall_known_extensions": False}) as con,
+    ):
+        con.execute(attach_sql(lake))
+        (version,) = con.execute(f"select id from {LAKE}.current_snapshot()").fetchone()
+        con.execute(
+            f"create table if not exists {PUBLISHED_SNAPSHOTS} "
+            "(snapshot_id bigint, published_at timestamp)"
+        )
+        con.execute(f"insert into {PUBLISHED_SNAPSHOTS} values (?, now()::timestamp)", [version])
+    return int(version)
 
 
 # Attaching a lake that does not exist yet creates its catalog; processes that do so at the same

@@ -4,8 +4,9 @@
   published copy. Right for one team on one machine.
 - `ducklake`: DuckDB's lakehouse format, its catalog in PostgreSQL (`POSTURE_DUCKLAKE_CATALOG`)
   and its data Parquet files under `POSTURE_DUCKLAKE_DATA_PATH` (a folder or an object store
-  URL). Loads, dbt and readers run in different processes or machines at once, readers get
-  snapshot isolation instead of a published copy, and every commit can be read again later.
+  URL). Loads, dbt and readers run in different processes or machines at once; a publish
+  records the commit readers see instead of copying a file, and every commit can be read
+  again later.
 
 Cheap to import (the CLI reads it at start-up): DuckDB is imported only by the functions that
 connect.
@@ -27,11 +28,6 @@ WAREHOUSE_ENV = "POSTURE_WAREHOUSE"
 DUCKDB = "duckdb"
 DUCKLAKE = "ducklake"
 ENGINES = (DUCKDB, DUCKLAKE)
-# What a publish says on DuckLake, where it copies nothing.
-LAKE_PUBLISH_NOTE = (
-    "nothing to publish on the DuckLake engine: readers attach the lake read-only, and its "
-    "snapshot isolation shows them whole commits (README: A shared engine: DuckLake)"
-)
 CATALOG_ENV = "POSTURE_DUCKLAKE_CATALOG"
 DATA_PATH_ENV = "POSTURE_DUCKLAKE_DATA_PATH"
 
@@ -101,7 +97,7 @@ def connect_reader(
     location: WarehouseLocation | None = None, as_of: datetime | None = None
 ) -> duckdb.DuckDBPyConnection:
     """A read-only, sandboxed connection for the CLI's readers: the published copy on the
-    embedded engine; on DuckLake the lake itself, as of `as_of` or its newest commit, every
+    embedded engine; on DuckLake the commit last published (by `as_of`, when given), every
     query of the connection reading that one snapshot."""
     lake = ducklake_settings()
     if lake is None:

@@ -98,6 +98,17 @@ def last_build(location: WarehouseLocation) -> str | None:
     return record.read_text().strip() if record.exists() else None
 
 
+def refuse_failed_build(location: WarehouseLocation, force: bool = False) -> None:
+    """Raise `PublishRefusedError` when the last dbt build failed or did not finish, unless
+    `force`."""
+    build = last_build(location)
+    if build not in (None, BUILD_PASSED) and not force:
+        raise PublishRefusedError(
+            f"the last dbt build {'did not finish' if build == BUILD_RUNNING else 'failed'}; "
+            "fix it and run `posture transform` again, or publish it anyway with --force"
+        )
+
+
 def publish(location: WarehouseLocation, force: bool = False) -> PublishResult:
     """Swap an up-to-date read-only copy in at `location.published_db`, in a writer turn (no load
     or build changes the working file meanwhile). Refuses when the last dbt build did not pass,
@@ -109,12 +120,7 @@ def publish(location: WarehouseLocation, force: bool = False) -> PublishResult:
     target = location.ensure().published_db
     staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     with writer_turn(location):
-        build = last_build(location)
-        if build not in (None, BUILD_PASSED) and not force:
-            raise PublishRefusedError(
-                f"the last dbt build {'did not finish' if build == BUILD_RUNNING else 'failed'}; "
-                "fix it and run `posture transform` again, or publish it anyway with --force"
-            )
+        refuse_failed_build(location, force)
         _remove_stale_staging_copies(target)
         copy_all = _copy_all_mark(location)
         try:

@@ -13,10 +13,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 
 from filelock import FileLock, Timeout
 
+from .engine import ducklake_settings
 from .location import WarehouseLocation
 
 logger = logging.getLogger(__name__)
@@ -73,3 +75,20 @@ def writer_turn(location: WarehouseLocation) -> Iterator[int]:
         yield descriptors[-1]
     finally:
         lock.release()
+
+
+def lake_writing() -> AbstractContextManager[Any]:
+    """On DuckLake, the lake's writer lock held shared for the block, so a publish never records
+    a commit in the middle of this write (`warehouse.ducklake`); nothing on the embedded file."""
+    lake = ducklake_settings()
+    if lake is None:
+        return nullcontext()
+    from .ducklake import lake_writer_lock
+
+    return lake_writer_lock(lake)
+
+
+def writing(location: WarehouseLocation) -> AbstractContextManager[Any]:
+    """What a load holds while it writes: the working file's writer turn, or on DuckLake (which
+    takes writers side by side) the lake's writer lock, shared."""
+    return writer_turn(location) if ducklake_settings() is None else lake_writing()
