@@ -1,7 +1,5 @@
 """The dbt project as Dagster assets: every model, seed and test (tests become asset checks)."""
 
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,29 +10,16 @@ from filelock import FileLock
 
 from assets.schedules import WRITER_POOL
 from pipelines.tenants import configured_tenants
-from warehouse.engine import dbt_environment
+from warehouse.dbt_project import DBT_PROJECT_DIR
 from warehouse.location import WarehouseLocation
 from warehouse.publish import recording_build
 from warehouse.tenant_map import write_tenant_map
 from warehouse.writer import lake_writing, writer_turn
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_models"
-DUCKDB_PATH_ENV = "POSTURE_DUCKDB_PATH"  # read by dbt_models/profiles.yml
-
 
 def dbt_project() -> DbtProject:
     """The dbt project, with its profile kept beside it."""
     return DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-
-
-def point_dbt_at(location: WarehouseLocation) -> None:
-    """Aim dbt (profile and executable) at this warehouse's working file, for this process."""
-    os.environ[DUCKDB_PATH_ENV] = str(location.working_db)
-    os.environ.update(dbt_environment())  # the engine's output of the profile
-    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    bin_dir = str(Path(sys.executable).parent)  # dagster-dbt runs `dbt` from PATH
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
 
 
 def ensure_manifest(project: DbtProject) -> Path:

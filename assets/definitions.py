@@ -8,12 +8,13 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource
 
-from assets.dbt import build_dbt_assets, dbt_project, ensure_manifest, point_dbt_at
+from assets.dbt import build_dbt_assets, dbt_project, ensure_manifest
 from assets.dlt import build_dlt_assets
 from assets.publish import build_publish_asset
 from assets.schedules import build_jobs_and_schedules, with_freshness_policy
 from pipelines.registry import enabled_sources
 from pipelines.tenants import tenants_to_load
+from warehouse.dbt_project import point_dbt_at
 from warehouse.location import WarehouseLocation, current_location
 
 

@@ -77,8 +77,8 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     import shutil
     import subprocess
 
-    from assets.dbt import DBT_PROJECT_DIR, point_dbt_at
     from pipelines.tenants import configured_tenants
+    from warehouse.dbt_project import DBT_PROJECT_DIR, point_dbt_at
     from warehouse.publish import recording_build
     from warehouse.tenant_map import write_tenant_map
     from warehouse.writer import lake_writing, writer_turn

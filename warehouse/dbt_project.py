@@ -1,0 +1,24 @@
+"""Where the dbt project lives and how dbt is aimed at a warehouse, for the CLI's plain `dbt`
+process and for Dagster's alike. Cheap to import: `posture transform` runs dbt without Dagster."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .engine import dbt_environment
+from .location import WarehouseLocation
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_models"
+DUCKDB_PATH_ENV = "POSTURE_DUCKDB_PATH"  # read by dbt_models/profiles.yml
+
+
+def point_dbt_at(location: WarehouseLocation) -> None:
+    """Aim dbt (profile and executable) at this warehouse's working file, for this process."""
+    os.environ[DUCKDB_PATH_ENV] = str(location.working_db)
+    os.environ.update(dbt_environment())  # the engine's output of the profile
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    bin_dir = str(Path(sys.executable).parent)  # dagster-dbt runs `dbt` from PATH
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
