@@ -105,7 +105,7 @@ def test_daily_job_materialises_load_models_checks_and_publish(
     monkeypatch,
 ):
     # The Trend log is a backlog of several parts: the step loads them all, materialises once.
-    monkeypatch.setenv("SOURCES__TREND_AUDIT__MAX_EVENTS", "100")
+    monkeypatch.setenv("SOURCES__TREND_AUDIT__MAX_EVENTS", "250")
     result = defs.resolve_job_def("daily_posture").execute_in_process(
         instance=dg.DagsterInstance.ephemeral()
     )
