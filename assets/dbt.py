@@ -10,7 +10,7 @@ from filelock import FileLock
 
 from assets.schedules import WRITER_POOL
 from pipelines.tenants import configured_tenants
-from warehouse.dbt_project import DBT_PROJECT_DIR
+from warehouse.dbt_project import BUILD_COMMAND, DBT_PROJECT_DIR
 from warehouse.location import WarehouseLocation
 from warehouse.publish import recording_build
 from warehouse.tenant_map import write_tenant_map
@@ -52,7 +52,7 @@ def build_dbt_assets(project: DbtProject, location: WarehouseLocation) -> dg.Ass
         tenants = configured_tenants()
         with writer_turn(location), lake_writing(), recording_build(location):
             write_tenant_map(location, tenants)
-            build = dbt.cli(["build"], context=context, target_path=location.dbt_dir)
+            build = dbt.cli(list(BUILD_COMMAND), context=context, target_path=location.dbt_dir)
             yield from build.stream()
 
     return dbt_models

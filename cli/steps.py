@@ -78,7 +78,7 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     import subprocess
 
     from pipelines.tenants import configured_tenants
-    from warehouse.dbt_project import DBT_PROJECT_DIR, point_dbt_at
+    from warehouse.dbt_project import BUILD_COMMAND, DBT_PROJECT_DIR, point_dbt_at
     from warehouse.publish import recording_build
     from warehouse.tenant_map import write_tenant_map
     from warehouse.writer import lake_writing, writer_turn
@@ -86,7 +86,7 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     point_dbt_at(location)  # profile path and PATH for this process and its children
     started = time.perf_counter()
     folder = str(DBT_PROJECT_DIR)
-    command = [shutil.which("dbt") or "dbt", "build", "--project-dir", folder]
+    command = [shutil.which("dbt") or "dbt", *BUILD_COMMAND, "--project-dir", folder]
     command += ["--profiles-dir", folder, *(["--quiet"] if quiet else [])]
     command += ["--target-path", str(location.dbt_dir), "--log-path", str(location.dbt_dir)]
     command += ["--full-refresh"] if full_refresh else []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
@@ -117,6 +118,7 @@ class DemoRun:
 
     location: WarehouseLocation
     stdout: str
+    built: frozenset[str]  # the kinds of dbt node its build ran: model, seed, test, ...
 
 
 @pytest.fixture(scope="session")
@@ -131,7 +133,10 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
         timeout=900,
     )
     assert out.returncode == 0, out.stderr[-3000:]
-    return DemoRun(WarehouseLocation(data_dir), out.stdout)
+    location = WarehouseLocation(data_dir)
+    results = json.loads((location.dbt_dir / "run_results.json").read_text())["results"]
+    built = frozenset(result["unique_id"].split(".")[0] for result in results)
+    return DemoRun(location, out.stdout, built)
 
 
 def files_containing(root: Path, needle: str) -> list[Path]:

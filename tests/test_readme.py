@@ -1,5 +1,5 @@
-"""The README's instructions for readers work: the analyst's SQL runs, and so does its
-`dbt docs generate`."""
+"""The README's instructions for readers work: the analyst's SQL runs, and so do its
+`dbt docs generate` and its command for the models' unit tests."""
 
 from __future__ import annotations
 
@@ -47,14 +47,15 @@ def test_the_readme_queries_run_on_the_demo_warehouse(demo_run):
     assert organisation_days and {row[0] for row in organisation_days} == {"acme", "globex"}
 
 
-def test_dbt_docs_generate_runs_as_the_readme_says(demo_run):
+def readme_dbt(demo_run, line: str) -> subprocess.CompletedProcess:
+    """Run one of the README's `.venv/bin/dbt` lines with the variables its docs block exports,
+    which name files of the demo's warehouse: here, the one the tests' demo built."""
     (docs,) = [block for block in blocks("sh", README) if "dbt docs generate" in block]
-    # The exports name files of the demo's warehouse: here, the one the tests' demo built.
     exported = {
         name: value
-        for line in docs.splitlines()
-        if line.startswith("export ")
-        for name, value in (word.split("=", 1) for word in shlex.split(line, comments=True)[1:])
+        for export in docs.splitlines()
+        if export.startswith("export ")
+        for name, value in (word.split("=", 1) for word in shlex.split(export, comments=True)[1:])
     }
     assert set(exported) == {"POSTURE_DUCKDB_PATH", "DBT_TARGET_PATH", "DBT_LOG_PATH"}
     demo_folder = "$PWD/data/demo/"
@@ -69,12 +70,33 @@ def test_dbt_docs_generate_runs_as_the_readme_says(demo_run):
     }
     assert env["POSTURE_DUCKDB_PATH"] == str(demo_run.location.working_db)
     assert env["DBT_TARGET_PATH"] == env["DBT_LOG_PATH"] == str(demo_run.location.dbt_dir)
-    (generate,) = [line for line in docs.splitlines() if "dbt docs generate" in line]
-    command = shlex.split(generate)
+    command = shlex.split(line, comments=True)
     assert command[0] == ".venv/bin/dbt"  # the project's own dbt, which dev.py installs
     command[0] = str(Path(sys.executable).parent / "dbt")  # the venv running these tests
-    out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def readme_line(needle: str) -> str:
+    """The one line of the README's shell blocks that holds `needle`."""
+    lines = [line for block in blocks("sh", README) for line in block.splitlines()]
+    (line,) = [line for line in lines if needle in line]
+    return line
+
+
+def test_dbt_docs_generate_runs_as_the_readme_says(demo_run):
+    out = readme_dbt(demo_run, readme_line("dbt docs generate"))
     assert out.returncode == 0, out.stdout[-3000:]
     catalog = json.loads((demo_run.location.dbt_dir / "catalog.json").read_text())
     documented = {node.split(".")[-1] for node in catalog["nodes"]}
     assert {"fct_daily_posture", "fct_org_daily_posture", "fct_security_events"} <= documented
+
+
+def test_the_unit_tests_builds_leave_out_pass_as_the_readme_runs_them(demo_run):
+    out = readme_dbt(demo_run, readme_line("test_type:unit"))
+    assert out.returncode == 0, out.stdout[-3000:]
+    results = json.loads((demo_run.location.dbt_dir / "run_results.json").read_text())["results"]
+    unit_tests = [r for r in results if r["unique_id"].startswith("unit_test.")]
+    assert len(unit_tests) == len(results) >= 10
+    assert {r["status"] for r in unit_tests} == {"pass"}
+    # The demo's build left them out, as every `posture transform` does.
+    assert "unit_test" not in demo_run.built and {"model", "test"} <= demo_run.built

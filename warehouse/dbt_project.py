@@ -12,6 +12,10 @@ from .location import WarehouseLocation
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_models"
 DUCKDB_PATH_ENV = "POSTURE_DUCKDB_PATH"  # read by dbt_models/profiles.yml
+# What `posture transform` and the Dagster asset run: models, seeds and data tests. Unit tests
+# check the models' SQL on fixed inputs, not the data, so as dbt advises they run where the code
+# changes (the test suite: `dbt test --select test_type:unit`), not in every build.
+BUILD_COMMAND = ("build", "--exclude-resource-type", "unit_test")
 
 
 def point_dbt_at(location: WarehouseLocation) -> None:
