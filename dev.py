@@ -1,7 +1,7 @@
 """Developer entry point, standard library only, so it runs on a machine with just Python 3.11.
 
     python3 dev.py demo    # set up .venv (first time) and run `posture demo`
-    python3 dev.py test    # set up .venv (first time), ruff, then the whole test suite
+    python3 dev.py test    # set up .venv (first time), ruff, then the whole test suite (all cores)
     python3 dev.py check   # ruff only
     python3 dev.py ui      # Dagster's web UI on http://127.0.0.1:3000 for this warehouse
     python3 dev.py bench   # the benchmark scripts in bench/
