@@ -34,6 +34,12 @@
 {# The pre-hook: move the ranges the build recomputes out of the model. #}
 {% macro reopen_user_ranges() -%}
     {%- if is_incremental() -%}
+        {#- A model built before it kept last_observed_at gets the column before any row is
+            deleted (DuckDB refuses to add it later in the same transaction); it is then read
+            again from the start (see incremental_lookback_start). -#}
+        {%- if 'last_observed_at' not in adapter.get_columns_in_relation(this) | map(attribute='name') | list %}
+        alter table {{ this }} add column last_observed_at {{ dbt.type_timestamp() }};
+        {% endif %}
         create or replace temporary table reopened_user_ranges as
         select history.*
         from {{ this }} as history
