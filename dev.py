@@ -109,8 +109,10 @@ def main(argv: list[str]) -> None:
     elif verb == "test":
         ensure_system_packages()
         _run([str(BIN / "ruff"), "check", "."])
-        # One test process per core; tests sharing a fixture stay in one (tests/conftest.py).
-        _run([str(BIN / "python"), "-m", "pytest", "-n", "auto", "--dist", "loadgroup", *rest])
+        # One test process more than the cores, as tests also wait (on servers, subprocesses and
+        # sleeps); tests sharing a fixture stay in one process (tests/conftest.py).
+        workers = str((os.cpu_count() or 1) + 1)
+        _run([str(BIN / "python"), "-m", "pytest", "-n", workers, "--dist", "loadgroup", *rest])
     elif verb == "ui":
         _run([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", *rest])
     elif verb == "bench":
