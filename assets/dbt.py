@@ -9,12 +9,8 @@ from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 from filelock import FileLock
 
 from assets.schedules import WRITER_POOL
-from pipelines.tenants import configured_tenants
-from warehouse.dbt_project import BUILD_COMMAND, DBT_PROJECT_DIR
+from warehouse.dbt_project import BUILD_COMMAND, DBT_PROJECT_DIR, building
 from warehouse.location import WarehouseLocation
-from warehouse.publish import recording_build
-from warehouse.tenant_map import write_tenant_map
-from warehouse.writer import lake_writing, writer_turn
 
 
 def dbt_project() -> DbtProject:
@@ -49,9 +45,7 @@ def build_dbt_assets(project: DbtProject, location: WarehouseLocation) -> dg.Ass
         manifest=project.manifest_path, project=project, name="dbt_models", pool=WRITER_POOL
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-        tenants = configured_tenants()
-        with writer_turn(location), lake_writing(), recording_build(location):
-            write_tenant_map(location, tenants)
+        with building(location):
             build = dbt.cli(list(BUILD_COMMAND), context=context, target_path=location.dbt_dir)
             yield from build.stream()
 

@@ -77,11 +77,7 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     import shutil
     import subprocess
 
-    from pipelines.tenants import configured_tenants
-    from warehouse.dbt_project import BUILD_COMMAND, DBT_PROJECT_DIR, point_dbt_at
-    from warehouse.publish import recording_build
-    from warehouse.tenant_map import write_tenant_map
-    from warehouse.writer import lake_writing, writer_turn
+    from warehouse.dbt_project import BUILD_COMMAND, DBT_PROJECT_DIR, building, point_dbt_at
 
     point_dbt_at(location)  # profile path and PATH for this process and its children
     started = time.perf_counter()
@@ -90,9 +86,7 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     command += ["--profiles-dir", folder, *(["--quiet"] if quiet else [])]
     command += ["--target-path", str(location.dbt_dir), "--log-path", str(location.dbt_dir)]
     command += ["--full-refresh"] if full_refresh else []
-    tenants = configured_tenants()
-    with writer_turn(location) as lock, lake_writing(), recording_build(location, full_refresh):
-        write_tenant_map(location, tenants)
+    with building(location, full_refresh) as lock:
         # dbt inherits the turn's lock: if this process is killed, its dbt still keeps other
         # writers waiting until it has finished writing.
         returncode = subprocess.run(command, check=False, pass_fds=(lock,)).returncode
