@@ -41,13 +41,6 @@ EVENT_TABLES = {
     "onepassword_events.item_usages": ("uuid", '"timestamp"'),
     "onepassword_events.audit_events": ("uuid", '"timestamp"'),
 }
-KEEPER_TABLES = (
-    "enterprise_stat",
-    "enterprise_stat_details",
-    "security_alerts_summary",
-    "security_alerts_detail",
-    "security_benchmarks",
-)
 
 
 GROW = "import json; from bench_year import grow; print(json.dumps(grow({days}, {scale})))"
@@ -209,7 +202,9 @@ def grow(days: int, scale: float) -> dict[str, int]:
             )
             con.execute("drop table template")
             counts[table] = target
-        for name in KEEPER_TABLES:
+        from pipelines.registry import SOURCES
+
+        for name in SOURCES["keeper"].placeholder().resources:  # one table per resource
             table = f"keeper_rmd.{name}"
             con.execute(
                 f"""
