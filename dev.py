@@ -17,6 +17,8 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import venv
 from pathlib import Path
 
@@ -34,6 +36,8 @@ QUIET_ENV = {
 DAGSTER_YAML = "telemetry:\n  enabled: false\nconcurrency:\n  pools:\n    default_limit: 1\n"
 
 
+# The file a background apt-get writes its exit code to: tests that need its packages wait for it.
+SYSTEM_PACKAGES_ENV = "POSTURE_SYSTEM_PACKAGES_DONE"
 # Debian packages the tests need, each with the program (or a file, as a glob: PostgreSQL's
 # server programs are not on PATH) that shows it is installed.
 SYSTEM_PACKAGES = {
@@ -42,23 +46,49 @@ SYSTEM_PACKAGES = {
 }
 
 
-def ensure_system_packages() -> None:
-    """Install with apt-get (as root) the Debian packages the tests need whose program is absent."""
+def ensure_system_packages() -> Path | None:
+    """Start installing with apt-get (as root), in the background, the Debian packages the tests
+    need whose program is absent; returns the file apt-get's exit code is written to when it has
+    finished, which the tests that need a package wait for (None: nothing to install)."""
     missing = [
         name
         for name, probe in SYSTEM_PACKAGES.items()
         if not (shutil.which(probe) or glob.glob(probe))
     ]
     if not missing or os.geteuid() != 0 or not shutil.which("apt-get"):
-        return
-    print(f"installing {', '.join(missing)} (apt-get) ...", flush=True)
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (
-        ["apt-get", "update", "-q"],
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
-    ):
-        if subprocess.call(command, env=env):
-            sys.exit(f"{' '.join(command[:2])} failed: install {', '.join(missing)} by hand")
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="posture-apt-"))
+    log, done = folder / "apt-get.log", folder / "exit-code"
+    print(f"installing {', '.join(missing)} (apt-get, in the background: {log}) ...", flush=True)
+
+    def install_packages() -> None:
+        code = 1
+        try:
+            env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+            with log.open("w") as out:
+                for command in (
+                    ["apt-get", "update", "-q"],
+                    ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing],
+                ):
+                    code = subprocess.call(
+                        command, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+                    )
+                    if code:
+                        print(
+                            f"{' '.join(command[:2])} failed ({log}): "
+                            f"install {', '.join(missing)} by hand",
+                            file=sys.stderr,
+                            flush=True,
+                        )
+                        break
+        finally:
+            written = done.with_suffix(".partial")
+            written.write_text(str(code))
+            written.replace(done)  # whole, or not there
+
+    # Not a daemon: dev.py ends only once apt-get has, never in the middle of an install.
+    threading.Thread(target=install_packages, name="apt-get").start()
+    return done
 
 
 def _requirements_hash() -> str:
@@ -99,6 +129,8 @@ def main(argv: list[str]) -> None:
     if verb not in {"install", "demo", "test", "check", "ui", "bench"}:
         print(__doc__)
         sys.exit(0 if verb == "help" else 2)
+    # Debian's packages download and unpack while the Python ones install and the tests start.
+    system_packages = ensure_system_packages() if verb == "test" else None
     install()
     Path(QUIET_ENV["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
     dagster_yaml = Path(QUIET_ENV["DAGSTER_HOME"]) / "dagster.yaml"
@@ -110,12 +142,15 @@ def main(argv: list[str]) -> None:
         _run([str(BIN / "ruff"), "check", "."])
         _run([str(BIN / "ruff"), "format", "--check", "."])
     elif verb == "test":
-        ensure_system_packages()
         _run([str(BIN / "ruff"), "check", "."])
         # One test process more than the cores, as tests also wait (on servers, subprocesses and
         # sleeps); tests sharing a fixture stay in one process (tests/conftest.py).
         workers = str((os.cpu_count() or 1) + 1)
-        _run([str(BIN / "python"), "-m", "pytest", "-n", workers, "--dist", "loadgroup", *rest])
+        waits = {SYSTEM_PACKAGES_ENV: str(system_packages)} if system_packages else {}
+        _run(
+            [str(BIN / "python"), "-m", "pytest", "-n", workers, "--dist", "loadgroup", *rest],
+            waits,
+        )
     elif verb == "ui":
         _run([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", *rest])
     elif verb == "bench":

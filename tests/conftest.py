@@ -7,6 +7,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +138,14 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
     results = json.loads((location.dbt_dir / "run_results.json").read_text())["results"]
     built = frozenset(result["unique_id"].split(".")[0] for result in results)
     return DemoRun(location, out.stdout, built)
+
+
+def wait_for_system_packages() -> None:
+    """Wait until `python3 dev.py test` has finished installing Debian packages in the
+    background (it names the file apt-get's exit code goes to), for tests that need one."""
+    done = os.environ.get("POSTURE_SYSTEM_PACKAGES_DONE")
+    while done and not Path(done).exists():
+        time.sleep(0.5)
 
 
 def files_containing(root: Path, needle: str) -> list[Path]:

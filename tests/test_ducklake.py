@@ -23,7 +23,7 @@ from cli.main import main
 from cli.steps import load_source, transform
 from simulators.server import SimulatorServer
 from simulators.trend_audit import TrendAuditSimulator
-from tests.conftest import files_containing
+from tests.conftest import files_containing, wait_for_system_packages
 from tests.postgres_server import PostgresServer
 from warehouse.ducklake import (
     LAKE,
@@ -54,6 +54,7 @@ BOTH_COUNTS = (
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the session, on a free loopback port."""
+    wait_for_system_packages()
     server = PostgresServer().start()
     try:
         yield server

@@ -13,6 +13,7 @@ import pytest
 
 from cli.main import main
 from cli.report import CHARTS
+from tests.conftest import wait_for_system_packages
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -49,6 +50,7 @@ class Rendered:
 
 def open_in_chromium(page: Path, profile: Path) -> Rendered:
     """Open `page` from disk in headless Chromium and wait (virtual time) for its scripts."""
+    wait_for_system_packages()
     chromium = shutil.which("chromium")
     if chromium is None:
         pytest.fail("chromium is not installed: `python3 dev.py test` installs it (Debian)")
