@@ -1,6 +1,7 @@
 """Event marts on the real path (simulators over HTTP, real `dbt build`): an incremental build
-gives the rows a full rebuild gives, and events with impossible times are kept, flagged and
-left out of the daily grain."""
+gives the rows a full rebuild gives; events with impossible times are kept, flagged and left out
+of the daily grain; Trend's marts say who created which API key and which are alive, and the
+project builds with a vendor never loaded or a 1Password token that may not read item usages."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import pytest
 
 from cli.steps import transform
 from pipelines.registry import load
+from simulators.onepassword_events import OnePasswordEventsSimulator
 from simulators.server import SimulatorServer
+from simulators.trend_audit import TrendAuditSimulator
 from tests.conftest import query
 
 EVENT_MARTS = (
@@ -140,3 +143,73 @@ def test_incremental_builds_give_the_rows_a_full_rebuild_gives_and_keep_impossib
         """,
     )
     assert without_raw == [(0,)]
+
+
+TREND_ACCOUNTS = ("310442718012", "529901334417")
+
+
+# One build for two claims: Trend's marts answer who created which API key and which are alive,
+# and the whole project builds though Keeper was never loaded and 1Password's token may not
+# read item usages (the 1Password marts still count the other events).
+@pytest.mark.slow
+def test_trend_marts_answer_who_created_which_key_with_keeper_never_loaded_and_no_item_usages(
+    location, trend_key: str, onepassword_token: str, monkeypatch
+):
+    trend = TrendAuditSimulator(
+        seed=5,
+        events_per_day=400,
+        history_days=7,
+        accounts=TREND_ACCOUNTS,
+        api_keys={trend_key: None},
+    )
+    onepassword = OnePasswordEventsSimulator(
+        seed=5,
+        users=20,
+        history_days=3,
+        events_per_day={"signinattempts": 200, "itemusages": 400, "auditevents": 60},
+        tokens={onepassword_token: ("signinattempts", "auditevents")},  # not `itemusages`
+    )
+    with SimulatorServer(trend) as trend_server, SimulatorServer(onepassword) as op_server:
+        monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__BASE_URL", op_server.url)
+        monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__TOKEN", onepassword_token)
+        load("onepassword", location)
+        trend_source = {"base_url": trend_server.url, "api_key": trend_key}
+        load("trend", location, **trend_source)
+        trend.faults.update(future_event_hours=72)  # still ahead when read, two days on
+        trend.advance(days=2)
+        load("trend", location, **trend_source)
+    transform(location, quiet=True)  # the whole project: Keeper's tables were never loaded
+
+    (onepassword_kpis,) = query(
+        location,
+        "select count(*), sum(item_usages), sum(signin_attempts)"
+        " from marts.fct_onepassword_daily_kpis",
+    )
+    assert onepassword_kpis[0] > 0 and onepassword_kpis[1] == 0 and onepassword_kpis[2] > 0
+
+    # What the records' fields mean is worked out in SQL: who acted, which key, bad times.
+    ((principal_types, keys, future),) = query(
+        location,
+        "select count(distinct principal_type), count(distinct api_key_id), "
+        "count(*) filter (where is_future_time) from intermediate.int_trend_audit__audit_events",
+    )
+    assert principal_types == 2 and keys > 10 and future == 1
+    today = str(trend.now.date())
+    for account in TREND_ACCOUNTS:
+        alive = dict(
+            query(
+                location,
+                "select api_key_id, api_key_name from marts.fct_trend_api_keys "
+                f"where tenant = '{account}' and is_alive",
+            )
+        )
+        assert alive == trend.api_keys_alive(account)
+        ((alive_today, events_total),) = query(
+            location,
+            "select api_keys_alive, (select sum(events_total) from marts.fct_trend_daily_kpis "
+            f"where tenant = '{account}') from marts.fct_trend_daily_kpis "
+            f"where tenant = '{account}' and event_date = '{today}'",
+        )
+        # Every event is counted on its day; the one dated after today waits for its day.
+        up_to_today = [e for e in trend.retained_events(account) if e["time"][:10] <= today]
+        assert alive_today == len(alive) and events_total == len(up_to_today)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from cli.steps import transform
 from pipelines.onepassword_events.client import SlidingWindowLimiter
 from pipelines.onepassword_events.settings import FIELDS
 from pipelines.registry import load
@@ -466,21 +465,6 @@ def test_absent_optional_fields_load_as_nulls(server, location):
         location, "select count(*) from onepassword_events.audit_events where aux_uuid is not null"
     )
     assert missing == 0
-
-
-@pytest.mark.slow
-def test_dbt_builds_the_models_even_without_item_usages(
-    server, location, scoped_token, monkeypatch
-):
-    monkeypatch.setenv("SOURCES__ONEPASSWORD_EVENTS__TOKEN", scoped_token)
-    load("onepassword", location)
-    transform(location, quiet=True)  # the whole project: Keeper's tables were never loaded
-    (kpis,) = query(
-        location,
-        "select count(*), sum(item_usages), sum(signin_attempts)"
-        " from marts.fct_onepassword_daily_kpis",
-    )
-    assert kpis[0] > 0 and kpis[1] == 0 and kpis[2] > 0
 
 
 def test_a_page_repeating_events_already_read_is_asked_for_again(server, location, caplog):

@@ -19,7 +19,6 @@ import orjson
 import pyarrow as pa
 import pytest
 
-from cli.steps import transform
 from pipelines import registry
 from pipelines.pipeline import LOADER_FILE_FORMAT, make_pipeline
 from pipelines.trend_audit import OrderWatch, ReadProgress, parse_time
@@ -575,43 +574,6 @@ def test_the_order_watch_needs_evidence_of_newest_first():
     mixed.observe([("d", t[3]), ("c", t[2])])
     mixed.observe([("a", t[0]), ("b", t[1])])
     assert not mixed.newest_first
-
-
-@pytest.mark.slow
-def test_dbt_marts_answer_who_created_which_key_and_what_is_alive(location, trend_key: str):
-    sim = simulator(trend_key, accounts=(ACCOUNT, OTHER_ACCOUNT))
-    with SimulatorServer(sim) as server:
-        load(location, server, trend_key)
-        sim.faults.update(future_event_hours=72)  # still ahead when read, two days on
-        sim.advance(days=2)
-        load(location, server, trend_key)
-    transform(location, quiet=True)  # the whole project: the other vendors were never loaded
-    # What the records' fields mean is worked out in SQL: who acted, which key, bad times.
-    ((principal_types, keys, future),) = query(
-        location,
-        "select count(distinct principal_type), count(distinct api_key_id), "
-        "count(*) filter (where is_future_time) from intermediate.int_trend_audit__audit_events",
-    )
-    assert principal_types == 2 and keys > 10 and future == 1
-    today = str(sim.now.date())
-    for account in (ACCOUNT, OTHER_ACCOUNT):
-        alive = dict(
-            query(
-                location,
-                "select api_key_id, api_key_name from marts.fct_trend_api_keys "
-                f"where tenant = '{account}' and is_alive",
-            )
-        )
-        assert alive == sim.api_keys_alive(account)
-        ((alive_today, events_total),) = query(
-            location,
-            "select api_keys_alive, (select sum(events_total) from marts.fct_trend_daily_kpis "
-            f"where tenant = '{account}') from marts.fct_trend_daily_kpis "
-            f"where tenant = '{account}' and event_date = '{sim.now.date()}'",
-        )
-        # Every event is counted on its day; the one dated after today waits for its day.
-        up_to_today = [e for e in sim.retained_events(account) if e["time"][:10] <= today]
-        assert alive_today == len(alive) and events_total == len(up_to_today)
 
 
 def get_logs(sim: TrendAuditSimulator, key: str, **query: str) -> Response:
