@@ -39,6 +39,7 @@ def build_publish_asset(
                 "path": dg.MetadataValue.path(str(result.path)),
                 "bytes": result.bytes,
                 "seconds": round(result.seconds, 3),
+                "in_place": result.in_place,
             }
         )
 

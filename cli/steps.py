@@ -119,7 +119,10 @@ def publish_step(location: WarehouseLocation, quiet: bool = False, force: bool =
 
     result = publish(location, force=force)
     if not quiet:
-        print(f"published {result.path} ({result.bytes / 1e6:.1f} MB, {result.seconds:.2f} s)")
+        how = "the spare updated in place" if result.in_place else "a copy"
+        print(
+            f"published {result.path} ({result.bytes / 1e6:.1f} MB, {result.seconds:.2f} s, {how})"
+        )
 
 
 def print_kpis(

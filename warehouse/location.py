@@ -6,6 +6,8 @@ Layout under the data directory (default `./data`, or `POSTURE_DATA_DIR`):
 - `pipelines/`: dlt's pipeline state (incremental cursors, schemas), kept beside the file it
   describes so that a fresh warehouse never inherits an old cursor.
 - `published/posture.duckdb`: the read-only copy that BI tools and analysts open.
+- `published/.posture.duckdb.spare`: the copy published before it, which the next publish
+  brings up to date in place (readers never open it by this name).
 - `dbt/`: dbt's artifacts (manifest, run results, its partial parse) and log for builds of this
   warehouse, so two warehouses on one machine build side by side.
 """
@@ -49,6 +51,11 @@ class WarehouseLocation:
     def published_db(self) -> Path:
         """The published read-only copy for readers."""
         return self.data_dir / "published" / "posture.duckdb"
+
+    @property
+    def published_spare(self) -> Path:
+        """The file published before the current one, kept for the next publish to update."""
+        return self.data_dir / "published" / ".posture.duckdb.spare"
 
     def ensure(self) -> WarehouseLocation:
         """Create the folders; returns self."""

@@ -1,14 +1,22 @@
 """Publish what readers query as a read-only DuckDB file that they can hold open at any time.
 
 DuckDB allows one writer per file and a reader that opens the working file during a load can see
-half-loaded tables or make the load fail. So readers never open the working file. A publish makes
-the next published file beside the current one: a byte copy of the current published file (which
-is never written once published, so a reader holding it open is unaffected), brought up to date
-from the working file (attached read-only) by writing only what changed since, then flushed to
-disk and swapped in with one atomic rename. A reader that has the old copy open keeps reading the
-old copy (its open file is unaffected by the rename) and sees the new one once every connection
-its process holds to that path is closed (DuckDB shares one database per file within a process).
-DuckDB 1.5 writes storage format 64 by default, which every DuckDB 1.x reader opens.
+half-loaded tables or make the load fail. So readers never open the working file. They open the
+published file, which is never written while it is published. Beside it lies a spare, the file
+published before it (a hidden name no reader opens). A publish brings the spare up to date in
+place from the working file (attached read-only), writing only what changed since it was
+published, flushes it to disk, makes it read-only and swaps it in: the published file becomes the
+spare, with no moment when the published path is missing or half written. What a publish writes
+thus follows what changed, not all history.
+
+A reader that has a published file open keeps reading it (its open file is unaffected by the
+renames) and sees the new one once every connection its process holds to that path is closed
+(DuckDB shares one database per file within a process). A reader still holding the file that is
+now the spare (a BI server that never reconnected) holds DuckDB's shared lock on it, so the spare
+cannot be written: the publish then copies the published file and brings the copy up to date
+instead, and the file that reader holds is unlinked, never changed. A publish killed at any point
+leaves the published path whole; the next publish removes what it left behind. DuckDB 1.5 writes
+storage format 64 by default, which every DuckDB 1.x reader opens.
 
 What changed is found per table from columns the warehouse's tables share:
 - a table with a day (`event_date` or `snapshot_date`) and an observation time (`observed_at`, or
@@ -51,13 +59,15 @@ DBT_PROJECT_FILE = Path(__file__).resolve().parent.parent / "dbt_models" / "dbt_
 
 @dataclass(frozen=True)
 class PublishResult:
-    """What a publish did: the published file, its size, the seconds it took and, per table it
-    wrote, how (`whole`, or `from <day>`)."""
+    """What a publish did: the published file, its size, the seconds it took, per table it
+    wrote, how (`whole`, or `from <day>`), and whether it updated the spare in place (or else
+    wrote a copy)."""
 
     path: Path
     bytes: int
     seconds: float
     updated: dict[str, str] = field(default_factory=dict)
+    in_place: bool = False
 
 
 class PublishRefusedError(RuntimeError):
@@ -110,32 +120,120 @@ def refuse_failed_build(location: WarehouseLocation, force: bool = False) -> Non
 
 
 def publish(location: WarehouseLocation, force: bool = False) -> PublishResult:
-    """Swap an up-to-date read-only copy in at `location.published_db`, in a writer turn (no load
-    or build changes the working file meanwhile). Refuses when the last dbt build did not pass,
-    unless `force`."""
+    """Swap an up-to-date read-only file in at `location.published_db`, in a writer turn (no load
+    or build changes the working file meanwhile): the spare brought up to date in place, or a copy
+    of the published file when the spare cannot be written. Refuses when the last dbt build did
+    not pass, unless `force`."""
     started = time.perf_counter()
     source = location.working_db
     if not source.exists():
         raise FileNotFoundError(f"no warehouse to publish: {source} does not exist (load first)")
     target = location.ensure().published_db
-    staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    spare = location.published_spare
+    catalog = working_catalog(location)
     with writer_turn(location):
         refuse_failed_build(location, force)
         _remove_stale_staging_copies(target)
         copy_all = _copy_all_mark(location)
-        try:
-            if target.exists() and not copy_all.exists():
-                shutil.copyfile(target, staging)
-            updated = _bring_up_to_date(staging, source, working_catalog(location))
-            with open(staging, "rb+") as handle:
-                os.fsync(handle.fileno())
-            staging.chmod(0o444)
-            os.replace(staging, target)
-        finally:
-            staging.unlink(missing_ok=True)
+        from_scratch = copy_all.exists() or not target.exists()
+        updated = None if from_scratch else _update_spare(spare, source, catalog)
+        in_place = updated is not None
+        if in_place:
+            _swap_in(spare, target, spare)
+        else:
+            staging = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            try:
+                if not from_scratch:
+                    shutil.copyfile(target, staging)
+                updated = _bring_up_to_date(_open_copy(staging, catalog), source, catalog)
+                _seal(staging)
+                _swap_in(staging, target, spare)
+            finally:
+                staging.unlink(missing_ok=True)
         copy_all.unlink(missing_ok=True)
+    return PublishResult(
+        target, target.stat().st_size, time.perf_counter() - started, updated, in_place
+    )
+
+
+def _update_spare(spare: Path, source: Path, catalog: str) -> dict[str, str] | None:
+    """Bring the spare up to date in place and seal it; None, leaving it as it was, when there
+    is none or a reader holds it open (DuckDB's lock says so for other processes; this process's
+    own open files are looked up, as file locks do not keep a process out of its own files)."""
+    if not spare.exists() or _open_in_this_process(spare):
+        return None
+    spare.chmod(0o644)
+    try:
+        try:
+            con = _open_copy(spare, catalog)
+        except duckdb.IOException as error:
+            if "lock" not in str(error):
+                raise
+            return None
+        updated = _bring_up_to_date(con, source, catalog)
+        _seal(spare)
+        return updated
+    finally:
+        spare.chmod(0o444)
+
+
+def _open_copy(copy: Path, catalog: str) -> duckdb.DuckDBPyConnection:
+    """A connection with `copy` attached for writing under the working file's catalog name, so
+    that the views' qualified names resolve in it."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{_quoted(copy)}' AS {catalog}")
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def _seal(copy: Path) -> None:
+    """Flush a brought-up-to-date copy to disk and make it read-only, as every published file."""
+    with open(copy, "rb+") as handle:
+        os.fsync(handle.fileno())
+    copy.chmod(0o444)
+
+
+def _swap_in(new: Path, target: Path, spare: Path) -> None:
+    """Make `new` the published file and keep the file it replaces as the spare. The published
+    path names a whole file at every moment (one rename replaces it); a second name for the
+    outgoing file lets it become the spare afterwards. A file this process holds open is not kept
+    as the spare: its own publishes are not kept out by its locks."""
+    if not target.exists():
+        os.replace(new, target)
+        spare.unlink(missing_ok=True)
+    else:
+        outgoing = target.with_name(f".{target.name}.{os.getpid()}.outgoing.tmp")
+        os.link(target, outgoing)
+        os.replace(new, target)
+        if _open_in_this_process(outgoing):
+            outgoing.unlink()
+            spare.unlink(missing_ok=True)
+        else:
+            os.replace(outgoing, spare)
     _fsync_dir(target.parent)
-    return PublishResult(target, target.stat().st_size, time.perf_counter() - started, updated)
+
+
+def _open_in_this_process(path: Path) -> bool:
+    """Whether this process holds `path` open (a DuckDB reader in it, say)."""
+    try:
+        identity = path.stat()
+    except FileNotFoundError:
+        return False
+    for descriptor in os.listdir("/dev/fd"):
+        try:
+            held = os.fstat(int(descriptor))
+        except OSError:  # the descriptor listdir itself used, closed since
+            continue
+        if (held.st_dev, held.st_ino) == (identity.st_dev, identity.st_ino):
+            return True
+    return False
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 # The vendor's JSON, kept whole in the raw tables of the working file only.
@@ -151,16 +249,13 @@ def _lookback_days() -> int:
     return int(yaml.safe_load(DBT_PROJECT_FILE.read_text())["vars"]["load_lookback_days"])
 
 
-def _bring_up_to_date(copy: Path, source: Path, catalog: str) -> dict[str, str]:
-    """Make `copy` (a copy of the last published file, or a new file) hold the working file's
-    tables (the vendor JSON columns empty) and views, under the working file's catalog name so
-    that the views' qualified names resolve in it; then checkpoint it so that its file alone
-    holds it all. Returns how each table was written."""
+def _bring_up_to_date(con: duckdb.DuckDBPyConnection, source: Path, catalog: str) -> dict[str, str]:
+    """Make the copy attached to `con` as `catalog` (an earlier published file, or a new file)
+    hold the working file's tables (the vendor JSON columns empty) and views; then checkpoint it
+    so that its file alone holds it all, and close `con`. Returns how each table was written."""
     working = f"{catalog}_working"
-    copy_path, source_path = (str(path).replace("'", "''") for path in (copy, source))
-    with duckdb.connect() as con:
-        con.execute(f"ATTACH '{copy_path}' AS {catalog}")
-        con.execute(f"ATTACH '{source_path}' AS {working} (READ_ONLY)")
+    with con:
+        con.execute(f"ATTACH '{_quoted(source)}' AS {working} (READ_ONLY)")
         con.execute(f"USE {catalog}")
         con.execute("BEGIN")
         updated = {}
@@ -280,8 +375,8 @@ def _replace_views(con: duckdb.DuckDBPyConnection, working: str, copy: str) -> N
 
 
 def _remove_stale_staging_copies(target: Path) -> None:
-    """Remove staging copies that publishes killed mid-copy left behind; called in a writer
-    turn, so no other publish is writing one."""
+    """Remove the staging copies and second names of outgoing files that killed publishes left
+    behind; called in a writer turn, so no other publish is writing one."""
     for stale in target.parent.glob(f".{target.name}.*.tmp*"):  # with its WAL
         stale.unlink(missing_ok=True)
 
