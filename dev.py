@@ -110,7 +110,10 @@ def install() -> None:
     # pip brings in uv alone, and uv installs the rest: the same pinned set, many times faster.
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     _run([*pip, "-c", "constraints.txt", "uv"])
+    # Compiled once here, as pip does: otherwise every test process compiles what it imports
+    # again wherever Python may not write bytecode (PYTHONDONTWRITEBYTECODE).
     uv = [str(BIN / "uv"), "pip", "install", "--python", str(BIN / "python"), "-q"]
+    uv += ["--compile-bytecode"]
     _run([*uv, "-c", "constraints.txt", "-e", ".[dev]"])
     STAMP.write_text(wanted)
 
