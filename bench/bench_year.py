@@ -245,6 +245,7 @@ def cycle(
     and print one hourly cycle (on the embedded file, then one more with a reader holding the
     spare)."""
     from simulators.server import SimulatorServer
+    from warehouse.location import WarehouseLocation
 
     data_dir = root / label
     sims = simulators(scale)
@@ -283,7 +284,7 @@ def cycle(
                 row(step, f"{seconds:7.1f} s", f"wrote {written:5.2f} GB")
             # A BI server connects now and never reconnects: after the next publish it holds the
             # spare, which the publish after that cannot update in place.
-            reader = hold_open(env, data_dir / "published" / "posture.duckdb")
+            reader = hold_open(env, WarehouseLocation(data_dir).published_db)
         for table, rows in counts.items():
             row(table, f"{rows:,}")
         try:
@@ -359,11 +360,13 @@ def hour(
 ) -> dict[str, float]:
     """An hour of new events through the cycle's steps, each printed; its figures (names start
     with `prefix`)."""
+    from warehouse.location import WarehouseLocation
+
     for name, server in servers.items():
         if name != "keeper":
             server.simulator.advance(hours=1)
-    published = data_dir / "published" / "posture.duckdb"
-    spare = published.with_name(f".{published.name}.spare")
+    location = WarehouseLocation(data_dir)
+    published, spare = location.published_db, location.published_spare
     figures: dict[str, float] = {}
     steps = [("load", "trend"), ("load", "onepassword"), ("transform",)]
     for step in steps if lake else [*steps, ("publish",)]:
