@@ -32,6 +32,9 @@ LOADER_FILE_FORMAT = "parquet"
 # without them DuckDB caches most of the machine's memory as it merges (past this limit it
 # spills to disk instead).
 LOAD_DUCKDB_CONFIG = {"memory_limit": "128MB", "threads": 1}
+# A run's load jobs (a file into a staging table, a merge) go one at a time: side by side, DuckDB
+# holds the rows of each table being written at once.
+LOAD_WORKERS = 1
 
 
 def make_pipeline(
@@ -98,7 +101,7 @@ def run_source(
         pa.default_memory_pool().release_unused()
         pipeline.normalize()
         with writing(location):
-            info = pipeline.load()
+            info = pipeline.load(workers=LOAD_WORKERS)
         info.raise_on_failed_jobs()
         yield pipeline, source, info
         states = pipeline.state.get("sources", {}).get(dataset, {})
