@@ -11,7 +11,8 @@ second and its own peak RSS:
 - baseline: requests + orjson + `pyarrow.Table.from_pylist` (nested structs) + DuckDB insert,
   the hand-written path;
 - `posture load onepassword`, the whole process (flattened typed columns, `raw`, merge on
-  `uuid`, in runs of about 250,000 events, the three types together);
+  `uuid`, in runs of about 250,000 events, the three types together), and its peak in each of
+  dlt's steps (extract, normalize, load; `other` for imports, setup and what lies between);
 - the same again with nothing new (cursor kept: nothing is added).
 The source's own rate limiter (1Password's 600 requests a minute) is lifted for these runs, as
 the server does not limit either: past 600 pages in a minute it would measure the limit, not the
@@ -31,7 +32,16 @@ from email.utils import formatdate
 from functools import partial
 from pathlib import Path
 
-from common import bench_env, posture_program, prebuilt_pages_process, row, run_child, scratch_dir
+from common import (
+    bench_env,
+    posture_program,
+    prebuilt_pages_process,
+    row,
+    run_child,
+    scratch_dir,
+    step_peaks,
+    with_step_peaks,
+)
 
 TOKEN = f"op-bench-{secrets.token_hex(8)}"  # a fake token for the server
 EVENTS_PER_DAY = 10_000
@@ -163,8 +173,8 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
             base.append(
                 run_child(BASELINE.format(token=TOKEN, url=url, db=db, endpoints=ENDPOINTS), env)
             )
-            dlt_code = posture_program(
-                "--data-dir", str(work / f"dlt{attempt}"), "load", "onepassword"
+            dlt_code = with_step_peaks(
+                posture_program("--data-dir", str(work / f"dlt{attempt}"), "load", "onepassword")
             )
             first.append(run_child(dlt_code, env))
         served = int(base[0][2].split()[-1])
@@ -172,9 +182,10 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
         stored = stored_events(last_db)
         again_s, again_mb, _ = run_child(dlt_code, env)  # the last warehouse, nothing new
         added = stored_events(last_db) - stored
-    (fetch_s, fetch_mb, _), (base_s, base_mb, _), (dlt_s, dlt_mb, _) = (
+    (fetch_s, fetch_mb, _), (base_s, base_mb, _), (dlt_s, dlt_mb, dlt_out) = (
         min(runs) for runs in (fetch, base, first)
     )
+    steps = step_peaks(dlt_out)
     print(f"{served:,} events over 1,000-item pages (data in {work}):")
     row(
         "fetch only: requests+orjson (server floor)",
@@ -193,6 +204,11 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
         f"{dlt_s:.2f} s",
         f"{stored / dlt_s:,.0f} ev/s",
         f"{dlt_mb:.0f} MB peak",
+    )
+    row(
+        "  its peak in each step",
+        "",
+        ", ".join(f"{step} {mb:.0f} MB" for step, mb in steps.items()),
     )
     row("aims for the load", "", ">= 20,000 ev/s", "< 400 MB peak")
     row("ratio (baseline s / load s)", f"{base_s / dlt_s:.2f}x")

@@ -11,7 +11,8 @@ RSS:
 - baseline: requests + orjson + pyarrow tables of 10,000 rows + DuckDB insert, the hand-written
   path;
 - `posture load trend`, the whole process (typed columns and `raw`, merged insert-only on
-  tenant + id, in runs of at most 50,000 events);
+  tenant + id, in runs of at most 50,000 events), and its peak in each of dlt's steps (extract,
+  normalize, load; `other` for imports, setup and what lies between);
 - the same again with nothing new (it stops after the first pages).
 Each figure is the fastest of `--repeat` runs (the machine may be shared); its peak memory is
 that run's. Aims (1Password's, relative to the baseline): the load at least 0.3x the baseline's
@@ -30,7 +31,16 @@ from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from common import bench_env, posture_program, prebuilt_pages_process, row, run_child, scratch_dir
+from common import (
+    bench_env,
+    posture_program,
+    prebuilt_pages_process,
+    row,
+    run_child,
+    scratch_dir,
+    step_peaks,
+    with_step_peaks,
+)
 
 KEY = f"trend-bench-{secrets.token_hex(8)}"  # a fake API key for the server
 HISTORY_DAYS = 30
@@ -144,7 +154,9 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
             fetch.append(run_child(FETCH_ONLY.format(key=KEY, url=url), env))
             db = str(work / f"baseline{attempt}.duckdb")
             base.append(run_child(BASELINE.format(key=KEY, url=url, db=db), env))
-            dlt_code = posture_program("--data-dir", str(work / f"dlt{attempt}"), "load", "trend")
+            dlt_code = with_step_peaks(
+                posture_program("--data-dir", str(work / f"dlt{attempt}"), "load", "trend")
+            )
             first.append(run_child(dlt_code, env))
         read = int(base[0][2].split()[-1])
         last_db = work / f"dlt{repeat - 1}" / "posture.duckdb"
@@ -153,9 +165,10 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
         again_s, again_mb, _ = run_child(dlt_code, env)  # the last warehouse, nothing new
         again_requests = served.value - before
         added = stored_events(last_db) - stored
-    (fetch_s, fetch_mb, _), (base_s, base_mb, _), (dlt_s, dlt_mb, _) = (
+    (fetch_s, fetch_mb, _), (base_s, base_mb, _), (dlt_s, dlt_mb, dlt_out) = (
         min(runs) for runs in (fetch, base, first)
     )
+    steps = step_peaks(dlt_out)
     print(f"{read:,} events over 25-log pages (data in {work}):")
     row(
         "fetch only: requests+orjson (server floor)",
@@ -174,6 +187,11 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
         f"{dlt_s:.2f} s",
         f"{stored / dlt_s:,.0f} ev/s",
         f"{dlt_mb:.0f} MB peak",
+    )
+    row(
+        "  its peak in each step",
+        "",
+        ", ".join(f"{step} {mb:.0f} MB" for step, mb in steps.items()),
     )
     row("aims for the load", "", ">= 0.3x baseline", "< 400 MB peak")
     row("ratio (baseline s / load s)", f"{base_s / dlt_s:.2f}x")

@@ -1,9 +1,10 @@
 """Benchmark helpers: a simulator or pre-built pages served from their own process, peak memory
-of a child, medians, scratch folders."""
+of a child (and of each of its dlt steps), medians, scratch folders."""
 
 from __future__ import annotations
 
 import atexit
+import json
 import multiprocessing
 import os
 import shutil
@@ -159,6 +160,45 @@ def posture_program(*args: str) -> str:
         f"import sys\nfrom cli.main import run\nsys.argv = ['posture', *{list(args)!r}]\n"
         "try:\n    run()\nexcept SystemExit as exit_:\n    if exit_.code:\n        raise\n"
     )
+
+
+STEPS_MARK = "__steps__"
+_STEP_PEAKS = """
+import json as _json, threading as _threading, time as _time
+import dlt as _dlt
+_step, _peaks = ["other"], {}
+def _sample_rss():
+    while True:
+        with open("/proc/self/status") as status:
+            rss = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        _peaks[_step[0]] = max(_peaks.get(_step[0], 0), rss / 1024)
+        _time.sleep(0.02)
+def _mark_step(name):
+    method = getattr(_dlt.Pipeline, name)
+    def run(self, *args, **kwargs):
+        _step[0] = name
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            _step[0] = "other"
+    setattr(_dlt.Pipeline, name, run)
+for _name in ("extract", "normalize", "load"):
+    _mark_step(_name)
+_threading.Thread(target=_sample_rss, daemon=True).start()
+"""
+
+
+def with_step_peaks(code: str) -> str:
+    """`code` for `run_child` that also prints the peak RSS (MB, sampled every 20 ms) of each of
+    dlt's steps (extract, normalize, load; `other` for imports, setup and what lies between),
+    read back from its output by `step_peaks`. Linux only (it reads /proc)."""
+    return f"{_STEP_PEAKS}\n{code}\nprint({STEPS_MARK!r}, _json.dumps(_peaks))\n"
+
+
+def step_peaks(output: str) -> dict[str, float]:
+    """The peaks a `with_step_peaks` child printed."""
+    line = next(line for line in output.splitlines() if line.startswith(STEPS_MARK))
+    return json.loads(line.removeprefix(STEPS_MARK))
 
 
 def median_seconds(fn: Callable[[], Any], repeat: int) -> float:
