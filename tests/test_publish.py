@@ -30,11 +30,10 @@ from warehouse.location import WarehouseLocation
 from warehouse.publish import publish, recording_build
 
 ROOT = Path(__file__).resolve().parent.parent
-STAT_DAYS = "select count(*) from keeper_rmd.enterprise_stat"
 
 
 def stat_days(con: duckdb.DuckDBPyConnection) -> int:
-    return con.execute(STAT_DAYS).fetchone()[0]
+    return con.execute("select count(*) from keeper_rmd.enterprise_stat").fetchone()[0]
 
 
 @dataclass(frozen=True)
