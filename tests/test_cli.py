@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import duckdb
 import pytest
 
 from cli.main import main
@@ -106,15 +105,6 @@ def test_benchmarks_set_posts_to_keeper(keeper_env: SimulatorServer, capsys):
     assert main(["benchmarks", "set", benchmark, "resolved"]) == 0
     assert f"{benchmark}: RESOLVED" in capsys.readouterr().out
     assert keeper_env.simulator.benchmark(benchmark)["status"] == "RESOLVED"
-
-
-def test_a_failing_dbt_build_is_one_line(monkeypatch, location, capsys):
-    monkeypatch.setenv("POSTURE_DATA_DIR", str(location.data_dir))
-    with duckdb.connect(str(location.working_db)) as con:  # a raw table missing its columns
-        con.execute("create schema keeper_rmd; create table keeper_rmd.enterprise_stat (x int)")
-    assert main(["transform"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "dbt build failed" in err[0]
 
 
 def test_load_all_loads_every_source_then_names_each_failure(
