@@ -6,7 +6,7 @@ import dagster as dg
 from assets.schedules import WRITER_POOL
 from warehouse.engine import DUCKLAKE, ducklake_settings
 from warehouse.location import WarehouseLocation
-from warehouse.publish import publish, refuse_failed_build
+from warehouse.publish import publish
 
 
 def build_publish_asset(
@@ -29,9 +29,8 @@ def build_publish_asset(
         if lake := ducklake_settings():
             from warehouse.ducklake import publish_lake
 
-            refuse_failed_build(location)
             return dg.MaterializeResult(
-                metadata={"engine": DUCKLAKE, "snapshot_id": publish_lake(lake)}
+                metadata={"engine": DUCKLAKE, "snapshot_id": publish_lake(lake, location)}
             )
         result = publish(location)
         return dg.MaterializeResult(

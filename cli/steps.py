@@ -106,13 +106,12 @@ def publish_step(location: WarehouseLocation, quiet: bool = False, force: bool =
     """Publish what readers see (a failed build only if `force`): a fresh read-only copy, or on
     DuckLake the lake's newest whole commit; prints which."""
     from warehouse.engine import ducklake_settings
-    from warehouse.publish import publish, refuse_failed_build
+    from warehouse.publish import publish
 
     if lake := ducklake_settings():
         from warehouse.ducklake import publish_lake
 
-        refuse_failed_build(location, force)
-        version = publish_lake(lake)
+        version = publish_lake(lake, location, force)
         if not quiet:
             print(f"published the lake's commit {version}: readers see it from now on")
         return

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import psycopg
 import pytest
 
 from cli.main import main
@@ -41,6 +42,7 @@ from warehouse.engine import (
     connect_reader,
     ducklake_settings,
 )
+from warehouse.publish import recording_build
 
 PROJECT = Path(__file__).resolve().parent.parent
 TREND_COUNT = "select count(*) from trend_audit.audit_logs"
@@ -299,16 +301,21 @@ def test_the_same_dagster_definitions_load_into_the_lake(
 
 
 def test_a_publish_waits_for_the_writers_of_the_lake(location, lake: DuckLakeSettings):
-    def publish(wait: str) -> subprocess.CompletedProcess:
+    def start_publish(wait: str) -> subprocess.Popen:
         env = {**os.environ, "POSTURE_DATA_DIR": str(location.data_dir)}
-        return subprocess.run(
+        return subprocess.Popen(
             [sys.executable, "-m", "cli.main", "publish"],
             cwd=PROJECT,
             env={**env, "POSTURE_WRITER_WAIT": wait},
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            timeout=120,
         )
+
+    def publish(wait: str) -> subprocess.CompletedProcess:
+        process = start_publish(wait)
+        out, err = process.communicate(timeout=120)
+        return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
     create_lake(lake)
     with lake_writer_lock(lake), lake_writer_lock(lake):  # two loads writing side by side
@@ -324,6 +331,28 @@ def test_a_publish_waits_for_the_writers_of_the_lake(location, lake: DuckLakeSet
     assert done.returncode == 0, done.stderr
     ((version,),) = lake_rows(lake, "select max(snapshot_id) from main.published_snapshots")
     assert f"published the lake's commit {version}" in done.stdout
+
+    # A build that fails while a publish waits for it is not published: the publish reads the
+    # build's outcome once it holds the lake.
+    with recording_build(location):  # the last build passed
+        pass
+    with lake_writer_lock(lake):  # a build has begun writing
+        waiting = start_publish("60")
+        with psycopg.connect(lake.catalog) as catalog:  # the publish waits for the lake's lock
+            deadline = time.monotonic() + 60
+            while (
+                time.monotonic() < deadline
+                and not catalog.execute(
+                    "select count(*) from pg_locks where locktype = 'advisory' and not granted"
+                ).fetchone()[0]
+            ):
+                time.sleep(0.05)
+        with pytest.raises(RuntimeError), recording_build(location):
+            raise RuntimeError("a data test failed")
+    out, err = waiting.communicate(timeout=120)
+    assert waiting.returncode != 0, out
+    assert "the last dbt build failed" in err
+    assert lake_rows(lake, "select max(snapshot_id) from main.published_snapshots") == [(version,)]
 
 
 # Attaches a new lake at an agreed moment, as loads started together on a new installation do.

@@ -31,6 +31,8 @@ from .engine import DuckLakeSettings
 if TYPE_CHECKING:
     from dlt.common.destination import Destination
 
+    from .location import WarehouseLocation
+
 LAKE = "lake"  # the name the lake is attached as, everywhere
 METADATA_SCHEMA = "posture_lake"  # the PostgreSQL schema that holds the lake's catalog
 # One row per publish: the commit readers see from then on, and when it was published.
@@ -164,14 +166,19 @@ def lake_writer_lock(lake: DuckLakeSettings, alone: bool = False) -> Iterator[No
         yield
 
 
-def publish_lake(lake: DuckLakeSettings) -> int:
+def publish_lake(lake: DuckLakeSettings, location: WarehouseLocation, force: bool = False) -> int:
     """Record the lake's newest commit as the one readers see, once no load or build is
-    writing; returns its snapshot id."""
+    writing; returns its snapshot id. Refuses when the last dbt build did not pass, unless
+    `force`: checked under the lock, so a build that fails while the publish waits is not
+    published."""
+    from .publish import refuse_failed_build
+
     install_extensions()
     with (
         lake_writer_lock(lake, alone=True),
         duckdb.connect(config={"autoinstall_known_extensions": False}) as con,
     ):
+        refuse_failed_build(location, force)
         con.execute(attach_sql(lake))
         (version,) = con.execute(f"select id from {LAKE}.current_snapshot()").fetchone()
         con.execute(
