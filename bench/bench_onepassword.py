@@ -36,10 +36,10 @@ from common import (
     bench_env,
     posture_program,
     prebuilt_pages_process,
+    print_step_peaks,
     row,
     run_child,
     scratch_dir,
-    step_peaks,
     with_step_peaks,
 )
 
@@ -185,7 +185,6 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
     (fetch_s, fetch_mb, _), (base_s, base_mb, _), (dlt_s, dlt_mb, dlt_out) = (
         min(runs) for runs in (fetch, base, first)
     )
-    steps = step_peaks(dlt_out)
     print(f"{served:,} events over 1,000-item pages (data in {work}):")
     row(
         "fetch only: requests+orjson (server floor)",
@@ -205,11 +204,7 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
         f"{stored / dlt_s:,.0f} ev/s",
         f"{dlt_mb:.0f} MB peak",
     )
-    row(
-        "  its peak in each step",
-        "",
-        ", ".join(f"{step} {mb:.0f} MB" for step, mb in steps.items()),
-    )
+    print_step_peaks(dlt_out)
     row("aims for the load", "", ">= 20,000 ev/s", "< 400 MB peak")
     row("ratio (baseline s / load s)", f"{base_s / dlt_s:.2f}x")
     row(

@@ -191,14 +191,15 @@ _threading.Thread(target=_sample_rss, daemon=True).start()
 def with_step_peaks(code: str) -> str:
     """`code` for `run_child` that also prints the peak RSS (MB, sampled every 20 ms) of each of
     dlt's steps (extract, normalize, load; `other` for imports, setup and what lies between),
-    read back from its output by `step_peaks`. Linux only (it reads /proc)."""
+    printed from its output by `print_step_peaks`. Linux only (it reads /proc)."""
     return f"{_STEP_PEAKS}\n{code}\nprint({STEPS_MARK!r}, _json.dumps(_peaks))\n"
 
 
-def step_peaks(output: str) -> dict[str, float]:
-    """The peaks a `with_step_peaks` child printed."""
+def print_step_peaks(output: str) -> None:
+    """Print, as a result line, the peaks a `with_step_peaks` child printed."""
     line = next(line for line in output.splitlines() if line.startswith(STEPS_MARK))
-    return json.loads(line.removeprefix(STEPS_MARK))
+    peaks = json.loads(line.removeprefix(STEPS_MARK))
+    row("  its peak in each step", "", ", ".join(f"{s} {mb:.0f} MB" for s, mb in peaks.items()))
 
 
 def median_seconds(fn: Callable[[], Any], repeat: int) -> float:
