@@ -112,9 +112,15 @@ def test_a_killed_transform_keeps_writers_out_until_its_dbt_has_ended(
         transform.wait()
         keeper_env.simulator.advance(days=1)
         cli = posture("load", "keeper", location=location)
+        waiting = next((line for line in cli.stderr if "waiting" in line), "")  # blocks
+        # for the orphaned dbt, instead of failing at once
+        assert "waiting up to 900 s" in waiting
+        assert cli.poll() is None
+        # dbt ended here rather than at the end of its build: the load then goes on.
+        for pid in filter(running, children):
+            os.kill(pid, signal.SIGKILL)
         _, err = cli.communicate(timeout=600)
         assert cli.returncode == 0, err
-        assert "waiting up to 900 s" in err  # for the orphaned dbt, instead of failing at once
         assert not any(running(pid) for pid in children)  # dbt ended before the load wrote
         assert query(location, LOADS) == [(2,)]
     finally:
