@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from dev import SYSTEM_PACKAGES_ENV
 from simulators.keeper_rmd import KeeperRmdSimulator
 from simulators.onepassword_events import FEATURES, OnePasswordEventsSimulator
 from simulators.server import SimulatorServer
@@ -143,7 +144,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
 def wait_for_system_packages() -> None:
     """Wait until `python3 dev.py test` has finished installing Debian packages in the
     background (it names the file apt-get's exit code goes to), for tests that need one."""
-    done = os.environ.get("POSTURE_SYSTEM_PACKAGES_DONE")
+    done = os.environ.get(SYSTEM_PACKAGES_ENV)
     while done and not Path(done).exists():
         time.sleep(0.5)
 
