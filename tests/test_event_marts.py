@@ -6,6 +6,7 @@ project builds with a vendor never loaded or a 1Password token that may not read
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import duckdb
 import pytest
@@ -143,6 +144,63 @@ def test_incremental_builds_give_the_rows_a_full_rebuild_gives_and_keep_impossib
         """,
     )
     assert without_raw == [(0,)]
+
+    assert_hourly_builds_test_new_rows_and_full_builds_all_history(location, event_sources[0])
+
+
+BAD_ROW = '{"bad": "row"}'  # the raw JSON of the rows this test makes bad, to find them again
+
+
+def failed_tests(build_error: pytest.ExceptionInfo) -> set[str]:
+    """The models whose data tests failed the build, each with the test's kind."""
+    failed = str(build_error.value).removeprefix("dbt build failed: ").split(", ")
+    return {name.split(".")[2] for name in failed if name.startswith("test.")}
+
+
+def assert_hourly_builds_test_new_rows_and_full_builds_all_history(location, trend) -> None:
+    """An hourly build fails on a bad row it loaded (a NULL, a new row repeating an old row's key)
+    and never reads an old row made bad in place; `--full-refresh` finds that one."""
+    with duckdb.connect(str(location.working_db)) as con:
+        # An old 1Password item usage loses its action, where its first load put it.
+        ((old_uuid, old_observed, newest_observed),) = con.execute(
+            "select arg_min(uuid, observed_at), min(observed_at), max(observed_at) "
+            "from onepassword_events.item_usages"
+        ).fetchall()
+        assert newest_observed - old_observed > timedelta(days=1)  # beyond the lookback
+        con.execute(
+            "update onepassword_events.item_usages set action = null where uuid = ?", [old_uuid]
+        )
+    trend.simulator.advance(hours=1)
+    load("trend", location)
+    with duckdb.connect(str(location.working_db)) as con:
+        # Two bad Trend events come with the hour's load: one with no type, and one repeating
+        # the key of the oldest event.
+        newest = "from trend_audit.audit_logs order by observed_at desc limit 1"
+        con.execute(
+            "insert into trend_audit.audit_logs by name select * replace "
+            f"(id || '-untyped' as id, null as type, '{BAD_ROW}' as raw) {newest}"
+        )
+        con.execute(
+            "insert into trend_audit.audit_logs by name select * replace "
+            f"((select observed_at {newest}) as observed_at, "
+            f"(select _dlt_load_id {newest}) as _dlt_load_id, '{BAD_ROW}' as raw) "
+            "from trend_audit.audit_logs order by observed_at limit 1"
+        )
+
+    with pytest.raises(RuntimeError) as hourly:
+        transform(location, quiet=True)
+    failed = failed_tests(hourly)
+    assert any(t.startswith("not_null_columns_stg_trend_audit__audit_logs") for t in failed)
+    assert any(t.startswith("unique_combination_stg_trend_audit__audit_logs") for t in failed)
+    assert not any("item_usage" in t for t in failed), failed  # the old row was not read
+
+    with duckdb.connect(str(location.working_db)) as con:
+        con.execute(f"delete from trend_audit.audit_logs where raw = '{BAD_ROW}'")
+    with pytest.raises(RuntimeError) as full:
+        transform(location, quiet=True, full_refresh=True)
+    failed = failed_tests(full)
+    assert any(t.startswith("not_null_columns_stg_onepassword_events__item_usages") for t in failed)
+    assert not any("trend_audit" in t for t in failed), failed
 
 
 TREND_ACCOUNTS = ("310442718012", "529901334417")

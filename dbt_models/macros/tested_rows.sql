@@ -1,0 +1,118 @@
+{#
+  Which rows a build's data tests read, so an hourly build's tests cost what it loaded rather
+  than all history. dbt_project.yml sets every data test's `where` to the placeholder
+  `__rows_this_build_could_change__`; `get_where_subquery` (dbt's hook for `where`) puts here:
+
+  - a full build (the first one, or `--full-refresh`): no filter, all history is tested;
+  - a model with `observed_at` (staging, event and user-day models): the rows loaded since the
+    newest `observed_at` the model held at the end of the last build that passed, less
+    `var('load_lookback_days')`. That mark is taken after the last passing build, so every row a
+    later load brings (a vendor clock behind ours by less than the lookback) is tested, however
+    many loads or failed builds came in between: a failing row keeps failing the builds until it
+    is fixed. Uniqueness tests read every row whose key is among those rows' keys, so a new row
+    repeating an old row's key still fails; relationships tests read those child rows against
+    all parents (the `to` model is never filtered);
+  - a model without `observed_at` (daily aggregates, dimensions, Keeper's validity ranges, the
+    seed): all rows, since a new load can change any of them (a day recomputed, a range closed)
+    and they are few, one per tenant and day or less.
+
+  An old row changed in place outside a load (a repair by hand) is not read by hourly builds;
+  `posture transform --full-refresh` tests it.
+#}
+
+{# The table holding each model's newest `observed_at` at the end of the last build that passed. #}
+{% macro tested_through_relation() -%}
+    {{ return(api.Relation.create(
+        database=target.database, schema=target.schema, identifier='data_tests_passed_through'
+    )) }}
+{%- endmacro %}
+
+{# dbt's `where` hook for data tests, with the placeholder above resolved for `relation`. #}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where') or '' -%}
+    {%- set placeholder = '__rows_this_build_could_change__' -%}
+    {%- if placeholder in where -%}
+        {%- set where = where | replace(placeholder, rows_this_build_could_change(relation)) -%}
+    {%- endif -%}
+    {{ return(relation if where in ('', '1 = 1') else
+        '(select * from ' ~ relation ~ ' where ' ~ where ~ ') dbt_subquery') }}
+{%- endmacro %}
+
+{# The filter on `relation` keeping the rows this test reads ('1 = 1': all rows). #}
+{% macro rows_this_build_could_change(relation) -%}
+    {%- if not execute or flags.FULL_REFRESH -%}
+        {{ return('1 = 1') }}
+    {%- endif -%}
+    {%- set marks = tested_through_relation() -%}
+    {%- if adapter.get_relation(marks.database, marks.schema, marks.identifier) is none -%}
+        {{ return('1 = 1') }}
+    {%- endif -%}
+    {%- set query -%}
+        select max(newest_observed_at) from {{ marks }}
+        where relation_name = '{{ relation.schema }}.{{ relation.identifier }}'
+    {%- endset -%}
+    {%- set newest = run_query(query).columns[0].values()[0] -%}
+    {%- if newest is none -%}
+        {{ return('1 = 1') }}
+    {%- endif -%}
+    {%- set since = dbt.dateadd(
+        'day',
+        -var('load_lookback_days'),
+        "cast('" ~ newest.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as " ~ dbt.type_timestamp() ~ ")"
+    ) -%}
+    {%- set newly_loaded = 'observed_at >= ' ~ since -%}
+    {%- set test = model.get('test_metadata') or {} -%}
+    {%- set keys = test.get('kwargs', {}).get('combination_of_columns')
+        if test.get('name') == 'unique_combination'
+        else [test.get('kwargs', {}).get('column_name')] if test.get('name') == 'unique'
+        else none -%}
+    {%- if keys -%}
+        {{ return('(' ~ keys | join(', ') ~ ') in (select ' ~ keys | join(', ') ~ ' from '
+            ~ relation ~ ' where ' ~ newly_loaded ~ ')') }}
+    {%- endif -%}
+    {{ return(newly_loaded) }}
+{%- endmacro %}
+
+{# After a build in which nothing failed: each built model's newest `observed_at`, kept as the
+   point from which the next build tests (run as the project's on-run-end hook). #}
+{% macro record_tested_through(results) -%}
+    {%- if not execute -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- if results | selectattr('status', 'in', ['error', 'fail', 'skipped']) | list -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set relations = [] -%}
+    {%- for result in results if result.node.resource_type == 'model' -%}
+        {%- set relation = adapter.get_relation(
+            result.node.database, result.node.schema, result.node.alias
+        ) -%}
+        {%- if relation and 'observed_at' in adapter.get_columns_in_relation(relation)
+                | map(attribute='name') | list -%}
+            {%- do relations.append(relation) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- if not relations -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set marks = tested_through_relation() -%}
+    {%- set names = [] -%}
+    {%- for relation in relations -%}
+        {%- do names.append("'" ~ relation.schema ~ '.' ~ relation.identifier ~ "'") -%}
+    {%- endfor -%}
+    {%- set record -%}
+        create table if not exists {{ marks }} (
+            relation_name varchar not null, newest_observed_at {{ dbt.type_timestamp() }}
+        );
+        delete from {{ marks }} where relation_name in ({{ names | join(', ') }});
+        insert into {{ marks }}
+        {%- for relation in relations %}
+        select '{{ relation.schema }}.{{ relation.identifier }}', max(observed_at) from {{ relation }}
+        {{ 'union all' if not loop.last }}
+        {%- endfor %}
+    {%- endset -%}
+    {#- The hook's own connection has a transaction open by now, which dbt would roll back. -#}
+    {%- do run_query(record) -%}
+    {%- do adapter.commit() -%}
+    {{ return('') }}
+{%- endmacro %}
