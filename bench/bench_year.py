@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -239,11 +240,17 @@ def grow(days: int, scale: float) -> dict[str, int]:
 
 
 def cycle(
-    label: str, days: int, scale: float, root: Path, lake: dict[str, str] | None = None
+    label: str,
+    days: int,
+    scale: float,
+    root: Path,
+    lake: dict[str, str] | None = None,
+    kept: Path | None = None,
 ) -> dict[str, float]:
     """Build a warehouse of `days` days of history (on the lake, given its settings), then run
     and print one hourly cycle (on the embedded file, then one more with a reader holding the
-    spare)."""
+    spare). Given `kept` (a folder of embedded warehouses), the warehouse is a copy of the one
+    kept there under `label`, or is built and copied there first when none is."""
     from simulators.server import SimulatorServer
     from warehouse.location import WarehouseLocation
 
@@ -254,34 +261,15 @@ def cycle(
         env = source_env({name: s.url for name, s in servers.items()}, data_dir)
         if lake:
             env.update(lake, POSTURE_DUCKLAKE_DATA_PATH=str(data_dir / "lake"))
-        for source in ("keeper", "trend", "onepassword"):
-            posture(env, "load", source)
-        # Grown in a child process: this one stays small, as its peak memory is inherited by
-        # the steps it starts (the kernel keeps a process's high-water mark across exec).
-        started = time.perf_counter()
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                GROW.format(days=days, scale=scale),
-            ],
-            env=env,
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        counts = json.loads(out.stdout.splitlines()[-1])
-        grown = time.perf_counter() - started
-        built, _, _ = posture(env, "transform")
-        print(f"\n{label}: {days} days of history (grown in {grown:.0f} s, built in {built:.0f} s)")
+        if kept and (kept / label).is_dir():
+            counts = reuse(kept / label, data_dir, env, days)
+        else:
+            counts = build(data_dir, env, label, days, scale, lake)
+            if kept:
+                shutil.copytree(data_dir, kept / label / "warehouse")
+                (kept / label / "rows.json").write_text(json.dumps(counts))
         reader = None
         if not lake:
-            # The installation has published before: the cycle's publish brings the spare (the
-            # file published before the current one) up to date, as every hourly publish does.
-            for step in ("first publish (from scratch)", "second publish (makes the spare)"):
-                seconds, _, written = posture(env, "publish")
-                row(step, f"{seconds:7.1f} s", f"wrote {written:5.2f} GB")
             # A BI server connects now and never reconnects: after the next publish it holds the
             # spare, which the publish after that cannot update in place.
             reader = hold_open(env, WarehouseLocation(data_dir).published_db)
@@ -303,6 +291,53 @@ def cycle(
             server.stop()
 
 
+def build(
+    data_dir: Path,
+    env: dict[str, str],
+    label: str,
+    days: int,
+    scale: float,
+    lake: dict[str, str] | None,
+) -> dict[str, int]:
+    """A warehouse of `days` days of history, built and (on the embedded file) published twice;
+    returns rows per grown table."""
+    for source in ("keeper", "trend", "onepassword"):
+        posture(env, "load", source)
+    # Grown in a child process: this one stays small, as its peak memory is inherited by the
+    # steps it starts (the kernel keeps a process's high-water mark across exec).
+    started = time.perf_counter()
+    out = subprocess.run(
+        [sys.executable, "-c", GROW.format(days=days, scale=scale)],
+        env=env,
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    counts = json.loads(out.stdout.splitlines()[-1])
+    grown = time.perf_counter() - started
+    built, _, _ = posture(env, "transform")
+    print(f"\n{label}: {days} days of history (grown in {grown:.0f} s, built in {built:.0f} s)")
+    if not lake:
+        # The installation has published before: the cycle's publish brings the spare (the file
+        # published before the current one) up to date, as every hourly publish does.
+        for step in ("first publish (from scratch)", "second publish (makes the spare)"):
+            seconds, _, written = posture(env, "publish")
+            row(step, f"{seconds:7.1f} s", f"wrote {written:5.2f} GB")
+    return counts
+
+
+def reuse(kept: Path, data_dir: Path, env: dict[str, str], days: int) -> dict[str, int]:
+    """A copy of a kept warehouse, brought to the current models by a transform and published
+    twice, as `build` leaves one; returns rows per grown table."""
+    shutil.copytree(kept / "warehouse", data_dir)
+    built, _, _ = posture(env, "transform")
+    print(f"\n{data_dir.name}: {days} days of history (kept, transformed in {built:.0f} s)")
+    for _ in range(2):
+        posture(env, "publish")
+    return json.loads((kept / "rows.json").read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -314,19 +349,36 @@ def main() -> None:
         default="both",
         help="the embedded file, DuckLake on a PostgreSQL server started here, or both (default)",
     )
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="embedded file only: keep each built warehouse in DIR (before its hours) and build "
+        "from the copy kept there on later runs, so a change to the models is measured without "
+        "growing a year again",
+    )
+    parser.add_argument(
+        "--period",
+        choices=("month", "year", "both"),
+        default="both",
+        help="the month's warehouse, the year's, or both side by side (default)",
+    )
     args = parser.parse_args()
     root = scratch_dir("posture-bench-year-")
     print(f"year-scale benchmark at scale {args.scale} (5,000 people x {args.scale})")
+    periods = [(p, d) for p, d in (("month", 30), ("year", 365)) if args.period in (p, "both")]
     if args.engine in ("duckdb", "both"):
         print("\n== embedded DuckDB file ==")
-        compare(cycle("month", 30, args.scale, root), cycle("year", 365, args.scale, root))
+        compare(*(cycle(p, d, args.scale, root, kept=args.keep) for p, d in periods))
     if args.engine in ("ducklake", "both"):
         print("\n== DuckLake (PostgreSQL catalog, local data path) ==")
-        compare(*on_the_lake(args.scale, root))
+        compare(*on_the_lake(args.scale, root, periods))
 
 
-def on_the_lake(scale: float, root: Path) -> tuple[dict[str, float], dict[str, float]]:
-    """The month and the year on DuckLake, each in a database of a PostgreSQL server of its own
+def on_the_lake(
+    scale: float, root: Path, periods: list[tuple[str, int]]
+) -> tuple[dict[str, float], ...]:
+    """The periods (label, days) on DuckLake, each in a database of a PostgreSQL server of its own
     (tests/postgres_server.py)."""
     sys.path.insert(0, str(ROOT / "tests"))
     from postgres_server import PostgresServer
@@ -345,7 +397,7 @@ def on_the_lake(scale: float, root: Path) -> tuple[dict[str, float], dict[str, f
                 root / "lake",
                 {**settings, "POSTURE_DUCKLAKE_CATALOG": server.create_database(label)},
             )
-            for label, days in (("month", 30), ("year", 365))
+            for label, days in periods
         )
     finally:
         server.stop()
@@ -413,7 +465,10 @@ def hold_open(env: dict[str, str], path: Path) -> subprocess.Popen:
     return reader
 
 
-def compare(month: dict[str, float], year: dict[str, float]) -> None:
+def compare(month: dict[str, float], year: dict[str, float] | None = None) -> None:
+    """The year's figures beside the month's (nothing when only one period ran)."""
+    if year is None:
+        return
     print("\nyear beside month")
     row("hourly cycle", f"{year['cycle s'] / month['cycle s']:.2f}x", "target <= 2x")
     row("transform peak", f"{year['transform MB']:.0f} MB", "target < 2048 MB")
