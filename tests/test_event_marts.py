@@ -29,8 +29,15 @@ EVENT_MARTS = (
     "fct_trend_daily_kpis",
     "fct_daily_posture",
 )
-# Keeper's user-day models, incremental by snapshot day (a snapshot retaken the same day too).
-KEEPER_USER_MODELS = ("marts.fct_keeper_dormant_users", "intermediate.int_keeper_rmd__user_history")
+# Keeper's user-day models, incremental by snapshot day (a snapshot retaken the same day too),
+# and the incremental models that every build would otherwise recompute from all history.
+INCREMENTAL_MODELS = (
+    "marts.fct_keeper_dormant_users",
+    "intermediate.int_keeper_rmd__user_history",
+    "intermediate.int_onepassword_events__tenant_days",
+    "intermediate.int_cross_vendor__person_identities",
+    "marts.dim_people",
+)
 
 
 def mart_rows(location, table: str) -> list[tuple]:
@@ -66,6 +73,41 @@ def add_events_in_year_1_and_9999(location) -> None:
                     f"timestamptz '{stamp}' as {time}, cast(timestamptz '{stamp}' as date) "
                     f"as event_date) from {table} limit 1"
                 )
+
+
+def add_late_events(location, label: str) -> None:
+    """As the newest load might bring them: a 1Password sign-in two days before the account's
+    first day in range (a late event for an old tenant-day) and one by someone no load named
+    before."""
+    with duckdb.connect(str(location.working_db)) as con:
+        con.execute(
+            f"""
+            insert into onepassword_events.signin_attempts
+            select attempts.* replace (
+                uuid || '-late-{label}' as uuid,
+                bounds.first_time - interval 2 day as "timestamp",
+                cast(bounds.first_time - interval 2 day as date) as event_date,
+                bounds.newest_observed as observed_at
+            )
+            from onepassword_events.signin_attempts as attempts,
+                (select min("timestamp") as first_time, max(observed_at) as newest_observed
+                 from onepassword_events.signin_attempts) as bounds
+            limit 1
+            """
+        )
+        con.execute(
+            f"""
+            insert into onepassword_events.signin_attempts
+            select * replace (
+                uuid || '-new-{label}' as uuid,
+                'new-person-{label}' as target_user_uuid,
+                'New.Person.{label}@Example.com' as target_user_email
+            )
+            from onepassword_events.signin_attempts
+            order by observed_at desc
+            limit 1
+            """
+        )
 
 
 def assert_year_1_and_9999_kept_flagged_and_left_out_of_the_days(location) -> None:
@@ -112,18 +154,30 @@ def test_incremental_builds_give_the_rows_a_full_rebuild_gives_and_keep_impossib
         for source in event_sources:
             source.simulator.advance(hours=hours)
         load_events(location)
+        add_late_events(location, str(hours))
         transform(location, quiet=True)
     incremental = {table: mart_rows(location, table) for table in EVENT_MARTS}
-    user_days = {
-        model: sorted(query(location, f"from {model}"), key=repr) for model in KEEPER_USER_MODELS
+    incremental_models = {
+        model: sorted(query(location, f"from {model}"), key=repr) for model in INCREMENTAL_MODELS
     }
-    assert all(incremental.values()) and all(user_days.values())
+    assert all(incremental.values()) and all(incremental_models.values())
+    # The late events reached the incremental builds: the calendar starts on the late day, and
+    # each later load's new person is a person.
+    assert query(
+        location,
+        "select min(event_date) = (select min(event_date) from onepassword_events.signin_attempts "
+        "where uuid like '%-late-2') from intermediate.int_onepassword_events__tenant_days",
+    ) == [(True,)]
+    people = {email for (email,) in query(location, "select person_email from marts.dim_people")}
+    assert {"new.person.26@example.com", "new.person.2@example.com"} <= people
 
     transform(location, quiet=True, full_refresh=True)
     for table in EVENT_MARTS:
         assert mart_rows(location, table) == incremental[table], table
-    for model in KEEPER_USER_MODELS:
-        assert sorted(query(location, f"from {model}"), key=repr) == user_days[model], model
+    for model in INCREMENTAL_MODELS:
+        assert sorted(query(location, f"from {model}"), key=repr) == incremental_models[model], (
+            model
+        )
 
     # The vendor's JSON is not copied into the marts: the raw table's key finds it.
     columns = [row[0] for row in query(location, "describe marts.fct_security_events")]

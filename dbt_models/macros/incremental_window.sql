@@ -29,10 +29,11 @@
 {%- endmacro %}
 
 {# A filter on `observed_at` keeping the rows an incremental build of `this` reads (all rows in a
-   full build). #}
-{% macro newly_loaded(this_filter='1 = 1') -%}
+   full build): those observed since the newest `this_column` of `this` among rows matching
+   `this_filter`, less the lookback. #}
+{% macro newly_loaded(this_filter='1 = 1', this_column='observed_at') -%}
     {%- if is_incremental() -%}
-        observed_at >= {{ incremental_lookback_start('observed_at', this_filter) }}
+        observed_at >= {{ incremental_lookback_start(this_column, this_filter) }}
     {%- else -%}
         1 = 1
     {%- endif -%}
@@ -86,4 +87,11 @@
             snapshot_date >= cast('{{ first_day }}' as date)
         {%- endif -%}
     {%- endif -%}
+{%- endmacro %}
+
+{# The Keeper tenants with user-details snapshots newly loaded since the newest
+   `last_observed_at` of `this`'s Keeper rows (less the lookback), as a subquery. #}
+{% macro keeper_tenants_loaded() -%}
+    select distinct tenant from {{ ref('stg_keeper_rmd__users') }}
+    where {{ newly_loaded("source = 'keeper'", 'last_observed_at') }}
 {%- endmacro %}

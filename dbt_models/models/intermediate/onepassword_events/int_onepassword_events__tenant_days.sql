@@ -1,18 +1,50 @@
 -- The account's calendar: every UTC day from its first loaded event (of any kind) to the day of
 -- its latest load, so that a quiet day is a row of zeros in the daily KPIs.
+-- Incremental: a build reads only the newly loaded events and the calendar of their tenants,
+-- which it rebuilds from the bounds they give together (a late event can move the first day).
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant', 'event_date'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns'
+) }}
 
 with
 
+events as (
+
+    {%- for model in [
+        'stg_onepassword_events__signin_attempts',
+        'stg_onepassword_events__item_usages',
+        'stg_onepassword_events__audit_events',
+    ] %}
+    select tenant, event_date, observed_at from {{ ref(model) }}
+    where not is_time_out_of_range and {{ newly_loaded(this_column='last_observed_at') }}
+    {{- " union all" if not loop.last }}
+    {%- endfor %}
+
+),
+
 event_days as (
 
-    select tenant, event_date, observed_at from {{ ref('stg_onepassword_events__signin_attempts') }}
-    where not is_time_out_of_range
+    select tenant, event_date, max(observed_at) as last_observed_at
+    from events
+    group by tenant, event_date
+
+    {%- if is_incremental() %}
     union all
-    select tenant, event_date, observed_at from {{ ref('stg_onepassword_events__item_usages') }}
-    where not is_time_out_of_range
-    union all
-    select tenant, event_date, observed_at from {{ ref('stg_onepassword_events__audit_events') }}
-    where not is_time_out_of_range
+    select tenant, event_date, last_observed_at
+    from {{ this }}
+    where tenant in (select tenant from events)
+    {%- endif %}
+
+),
+
+observed_days as (
+
+    select tenant, event_date, max(last_observed_at) as last_observed_at
+    from event_days
+    group by tenant, event_date
 
 ),
 
@@ -21,10 +53,24 @@ bounds as (
     select
         tenant,
         min(event_date) as first_day,
-        max(cast(observed_at as date)) as last_day
-    from event_days
+        max(cast(last_observed_at as date)) as last_day
+    from observed_days
     group by tenant
+
+),
+
+calendar as (
+
+    {{ tenant_days('bounds') }}
 
 )
 
-{{ tenant_days('bounds') }}
+select
+    calendar.tenant,
+    calendar.event_date,
+    observed_days.last_observed_at
+
+from calendar
+left join observed_days
+    on calendar.tenant = observed_days.tenant
+    and calendar.event_date = observed_days.event_date
