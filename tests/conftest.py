@@ -128,10 +128,10 @@ class DemoRun:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
-    """`posture demo` run once for the session (4 days, 80 Keeper users), as a user runs it."""
+    """`posture demo` run once for the session (3 days, 80 Keeper users), as a user runs it."""
     data_dir = tmp_path_factory.mktemp("demo") / "warehouse"
     out = subprocess.run(
-        [sys.executable, "-m", "cli.main", "demo", "--days", "4", "--users", "80"],
+        [sys.executable, "-m", "cli.main", "demo", "--days", "3", "--users", "80"],
         capture_output=True,
         text=True,
         env={**os.environ, "POSTURE_DATA_DIR": str(data_dir)},

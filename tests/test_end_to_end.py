@@ -98,8 +98,8 @@ def test_demo_runs_and_prints_moving_kpis(demo_run):
         title, *lines = block.strip().splitlines() or [""]
         rows = [[cell.strip() for cell in line.strip("│").split("│")] for line in lines]
         sections[title] = [row for row in rows if row[0][:4].isdigit()]
-    assert "day   4/4" in demo_run.stdout
-    assert len(sections["Keeper RMD"]) == 8  # one snapshot a day, two enterprises
+    assert "day   3/3" in demo_run.stdout
+    assert len(sections["Keeper RMD"]) == 6  # one snapshot a day, two enterprises
     assert len({tuple(row[2:]) for row in sections["Keeper RMD"]}) > 1  # KPIs move
     assert sections["Trend Micro Cloud One"] and sections["1Password"]
     assert len(sections["1Password"][0]) == 10  # every column, none elided in a pipe
