@@ -6,12 +6,12 @@
   - a full build (the first one, or `--full-refresh`): no filter, all history is tested;
   - a model with `observed_at` (staging, event and user-day models): the rows loaded since the
     newest `observed_at` the model held at the end of the last build that passed, less
-    `var('load_lookback_days')`. That mark is taken after the last passing build, so every row a
-    later load brings (a vendor clock behind ours by less than the lookback) is tested, however
-    many loads or failed builds came in between: a failing row keeps failing the builds until it
-    is fixed. Uniqueness tests read every row whose key is among those rows' keys, so a new row
-    repeating an old row's key still fails; relationships tests read those child rows against
-    all parents (the `to` model is never filtered);
+    `var('load_lookback_days')`. The on-run-end hook keeps that mark only when nothing in the
+    build failed, so every row a later load brings (a vendor clock behind ours by less than the
+    lookback) is tested, however many loads or failed builds came in between: a failing row keeps
+    failing the builds until it is fixed. Uniqueness tests read every row whose key is among
+    those rows' keys, so a new row repeating an old row's key still fails; relationships tests
+    read those child rows against all parents (the `to` model is never filtered);
   - a model without `observed_at` (daily aggregates, dimensions, Keeper's validity ranges, the
     seed): all rows, since a new load can change any of them (a day recomputed, a range closed)
     and they are few, one per tenant and day or less.
@@ -43,12 +43,8 @@
     {%- if not execute or flags.FULL_REFRESH -%}
         {{ return('1 = 1') }}
     {%- endif -%}
-    {%- set marks = tested_through_relation() -%}
-    {%- if adapter.get_relation(marks.database, marks.schema, marks.identifier) is none -%}
-        {{ return('1 = 1') }}
-    {%- endif -%}
     {%- set query -%}
-        select max(newest_observed_at) from {{ marks }}
+        select max(newest_observed_at) from {{ tested_through_relation() }}
         where relation_name = '{{ relation.schema }}.{{ relation.identifier }}'
     {%- endset -%}
     {%- set newest = run_query(query).columns[0].values()[0] -%}
@@ -73,13 +69,21 @@
     {{ return(newly_loaded) }}
 {%- endmacro %}
 
-{# After a build in which nothing failed: each built model's newest `observed_at`, kept as the
-   point from which the next build tests (run as the project's on-run-end hook). #}
-{% macro record_tested_through(results) -%}
-    {%- if not execute -%}
-        {{ return('') }}
+{# Before a build (the project's on-run-start hook): the table of marks, empty the first time. #}
+{% macro create_tested_through() -%}
+    {%- if execute -%}
+        {%- do run_query(
+            'create table if not exists ' ~ tested_through_relation()
+            ~ ' (relation_name varchar not null, newest_observed_at ' ~ dbt.type_timestamp() ~ ')'
+        ) -%}
+        {%- do adapter.commit() -%}
     {%- endif -%}
-    {%- if results | selectattr('status', 'in', ['error', 'fail', 'skipped']) | list -%}
+{%- endmacro %}
+
+{# After a build in which nothing failed (the on-run-end hook): each built model's newest
+   `observed_at`, kept as the point from which the next build tests. #}
+{% macro record_tested_through(results) -%}
+    {%- if not execute or results | selectattr('status', 'in', ['error', 'fail', 'skipped']) | list -%}
         {{ return('') }}
     {%- endif -%}
     {%- set relations = [] -%}
@@ -92,27 +96,22 @@
             {%- do relations.append(relation) -%}
         {%- endif -%}
     {%- endfor -%}
-    {%- if not relations -%}
-        {{ return('') }}
+    {%- if relations -%}
+        {%- set marks = tested_through_relation() -%}
+        {%- set record -%}
+            delete from {{ marks }} where relation_name in (
+            {%- for relation in relations -%}
+                '{{ relation.schema }}.{{ relation.identifier }}'{{ ', ' if not loop.last }}
+            {%- endfor -%}
+            );
+            insert into {{ marks }}
+            {%- for relation in relations %}
+            select '{{ relation.schema }}.{{ relation.identifier }}', max(observed_at) from {{ relation }}
+            {{ 'union all' if not loop.last }}
+            {%- endfor %}
+        {%- endset -%}
+        {#- The hook's connection has a transaction open by now, which dbt would roll back. -#}
+        {%- do run_query(record) -%}
+        {%- do adapter.commit() -%}
     {%- endif -%}
-    {%- set marks = tested_through_relation() -%}
-    {%- set names = [] -%}
-    {%- for relation in relations -%}
-        {%- do names.append("'" ~ relation.schema ~ '.' ~ relation.identifier ~ "'") -%}
-    {%- endfor -%}
-    {%- set record -%}
-        create table if not exists {{ marks }} (
-            relation_name varchar not null, newest_observed_at {{ dbt.type_timestamp() }}
-        );
-        delete from {{ marks }} where relation_name in ({{ names | join(', ') }});
-        insert into {{ marks }}
-        {%- for relation in relations %}
-        select '{{ relation.schema }}.{{ relation.identifier }}', max(observed_at) from {{ relation }}
-        {{ 'union all' if not loop.last }}
-        {%- endfor %}
-    {%- endset -%}
-    {#- The hook's own connection has a transaction open by now, which dbt would roll back. -#}
-    {%- do run_query(record) -%}
-    {%- do adapter.commit() -%}
-    {{ return('') }}
 {%- endmacro %}
