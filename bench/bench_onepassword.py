@@ -12,7 +12,8 @@ second and its own peak RSS:
   the hand-written path;
 - `posture load onepassword`, the whole process (flattened typed columns, `raw`, merge on
   `uuid`, in runs of about 250,000 events, the three types together), and its peak in each of
-  dlt's steps (extract, normalize, load; `other` for imports, setup and what lies between);
+  dlt's steps (extract, normalize, load; `other` for imports, setup and what lies between),
+  and the size of the warehouse file it leaves (beside the baseline's);
 - the same again with nothing new (cursor kept: nothing is added).
 The source's own rate limiter (1Password's 600 requests a minute) is lifted for these runs, as
 the server does not limit either: past 600 pages in a minute it would measure the limit, not the
@@ -34,6 +35,7 @@ from pathlib import Path
 
 from common import (
     bench_env,
+    file_mb,
     posture_program,
     prebuilt_pages_process,
     print_step_peaks,
@@ -180,6 +182,7 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
         served = int(base[0][2].split()[-1])
         last_db = work / f"dlt{repeat - 1}" / "posture.duckdb"
         stored = stored_events(last_db)
+        disk = file_mb(last_db), file_mb(work / f"baseline{repeat - 1}.duckdb")
         again_s, again_mb, _ = run_child(dlt_code, env)  # the last warehouse, nothing new
         added = stored_events(last_db) - stored
     (fetch_s, fetch_mb, _), (base_s, base_mb, _), (dlt_s, dlt_mb, dlt_out) = (
@@ -205,6 +208,12 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
         f"{dlt_mb:.0f} MB peak",
     )
     print_step_peaks(dlt_out)
+    row(
+        "  its warehouse file after the load",
+        f"{disk[0]:.0f} MB",
+        "",
+        f"baseline's {disk[1]:.0f} MB",
+    )
     row("aims for the load", "", ">= 20,000 ev/s", "< 400 MB peak")
     row("ratio (baseline s / load s)", f"{base_s / dlt_s:.2f}x")
     row(

@@ -12,7 +12,8 @@ RSS:
   path;
 - `posture load trend`, the whole process (typed columns and `raw`, merged insert-only on
   tenant + id, in runs of at most 50,000 events), and its peak in each of dlt's steps (extract,
-  normalize, load; `other` for imports, setup and what lies between);
+  normalize, load; `other` for imports, setup and what lies between),
+  and the size of the warehouse file it leaves (beside the baseline's);
 - the same again with nothing new (it stops after the first pages).
 Each figure is the fastest of `--repeat` runs (the machine may be shared); its peak memory is
 that run's. Aims (1Password's, relative to the baseline): the load at least 0.3x the baseline's
@@ -33,6 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from common import (
     bench_env,
+    file_mb,
     posture_program,
     prebuilt_pages_process,
     print_step_peaks,
@@ -161,6 +163,7 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
         read = int(base[0][2].split()[-1])
         last_db = work / f"dlt{repeat - 1}" / "posture.duckdb"
         stored = stored_events(last_db)
+        disk = file_mb(last_db), file_mb(work / f"baseline{repeat - 1}.duckdb")
         before = served.value
         again_s, again_mb, _ = run_child(dlt_code, env)  # the last warehouse, nothing new
         again_requests = served.value - before
@@ -188,6 +191,12 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
         f"{dlt_mb:.0f} MB peak",
     )
     print_step_peaks(dlt_out)
+    row(
+        "  its warehouse file after the load",
+        f"{disk[0]:.0f} MB",
+        "",
+        f"baseline's {disk[1]:.0f} MB",
+    )
     row("aims for the load", "", ">= 0.3x baseline", "< 400 MB peak")
     row("ratio (baseline s / load s)", f"{base_s / dlt_s:.2f}x")
     row(

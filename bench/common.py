@@ -1,5 +1,5 @@
 """Benchmark helpers: a simulator or pre-built pages served from their own process, peak memory
-of a child (and of each of its dlt steps), medians, scratch folders."""
+of a child (and of each of its dlt steps), a file's size on disk, medians, scratch folders."""
 
 from __future__ import annotations
 
@@ -200,6 +200,12 @@ def print_step_peaks(output: str) -> None:
     line = next(line for line in output.splitlines() if line.startswith(STEPS_MARK))
     peaks = json.loads(line.removeprefix(STEPS_MARK))
     row("  its peak in each step", "", ", ".join(f"{s} {mb:.0f} MB" for s, mb in peaks.items()))
+
+
+def file_mb(db: Path) -> float:
+    """What a DuckDB file takes on disk, with its write-ahead log, in MB."""
+    wal = db.with_name(db.name + ".wal")
+    return sum(path.stat().st_size for path in (db, wal) if path.exists()) / 1e6
 
 
 def median_seconds(fn: Callable[[], Any], repeat: int) -> float:
