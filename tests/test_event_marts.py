@@ -29,9 +29,10 @@ EVENT_MARTS = (
     "fct_trend_daily_kpis",
     "fct_daily_posture",
 )
-# Keeper's user-day models, incremental by snapshot day (a snapshot retaken the same day too),
-# and the incremental models that every build would otherwise recompute from all history.
+# Keeper's daily and user-day models, incremental by snapshot day (a snapshot retaken the same
+# day too), and the models that every build would otherwise recompute from all history.
 INCREMENTAL_MODELS = (
+    "marts.fct_keeper_daily_kpis",
     "marts.fct_keeper_dormant_users",
     "intermediate.int_keeper_rmd__user_history",
     "intermediate.int_onepassword_events__tenant_days",

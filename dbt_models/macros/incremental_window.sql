@@ -68,17 +68,23 @@
 {%- endmacro %}
 
 {# A filter on `snapshot_date` keeping the Keeper snapshot days a build recomputes: every day in a
-   full build; in an incremental one, from the earliest day of a `relation` row (with
-   snapshot_date and observed_at) observed since `this`'s newest `observed_column` less the
-   lookback, or no day when nothing was loaded. A snapshot retaken the same day is observed
-   again, so its day is recomputed whole. #}
-{% macro changed_snapshot_days(relation, observed_column='observed_at') -%}
+   full build; in an incremental one, from the earliest day of a row of any of `relations` (each
+   with snapshot_date and observed_at) observed since `this`'s newest
+   `observed_column` less the lookback, or no day when nothing was loaded. A snapshot retaken
+   the same day is observed again, so its day is recomputed whole. #}
+{% macro changed_snapshot_days(relations, observed_column='observed_at') -%}
     {%- if not is_incremental() -%}
         1 = 1
     {%- else -%}
+        {%- set since = incremental_lookback_start(observed_column) -%}
         {%- set query -%}
-            select min(snapshot_date) from {{ relation }}
-            where observed_at >= {{ incremental_lookback_start(observed_column) }}
+            select min(snapshot_date) from (
+            {%- for relation in relations %}
+                select min(snapshot_date) as snapshot_date from {{ relation }}
+                where observed_at >= {{ since }}
+                {{ "union all" if not loop.last }}
+            {%- endfor %}
+            ) as changed
         {%- endset -%}
         {%- set first_day = run_query(query).columns[0].values()[0] if execute else none -%}
         {%- if first_day is none -%}

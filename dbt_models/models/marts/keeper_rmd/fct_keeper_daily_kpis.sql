@@ -1,6 +1,23 @@
 -- Keeper's daily KPIs: one row per tenant and snapshot day. Every ratio sits beside its
 -- numerator and denominator; the API's counts sit beside the same counts derived from the
 -- user details (the *_crosscheck_diff columns; tests warn when they differ).
+-- Incremental: a build recomputes the snapshot days from the earliest one loaded since its
+-- newest observation (less the lookback), each day from that day's rows only.
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant', 'snapshot_date'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns'
+) }}
+
+{#- Every Keeper load snapshots the enterprise stats, so these say which days a load changed. -#}
+{%- set snapshot_relations = [
+    ref('stg_keeper_rmd__enterprise_stats'),
+    ref('int_keeper_rmd__users_daily'),
+    ref('stg_keeper_rmd__benchmarks'),
+    ref('stg_keeper_rmd__alert_summaries'),
+] %}
+{%- set changed = changed_snapshot_days(snapshot_relations, 'last_observed_at') %}
 
 with
 
@@ -8,6 +25,20 @@ snapshots as (
 
     select tenant, snapshot_date
     from {{ ref('int_keeper_rmd__snapshots') }}
+    where {{ changed }}
+
+),
+
+observed as (
+
+    select tenant, snapshot_date, max(observed_at) as last_observed_at
+    from (
+        {%- for relation in snapshot_relations %}
+        select tenant, snapshot_date, observed_at from {{ relation }} where {{ changed }}
+        {{- " union all" if not loop.last }}
+        {%- endfor %}
+    ) as snapshot_rows
+    group by tenant, snapshot_date
 
 ),
 
@@ -15,6 +46,7 @@ enterprise_stats as (
 
     select tenant, snapshot_date, users_logged_recent, users_has_records
     from {{ ref('stg_keeper_rmd__enterprise_stats') }}
+    where {{ changed }}
 
 ),
 
@@ -34,6 +66,7 @@ user_counts as (
             as never_logged_in
 
     from {{ ref('int_keeper_rmd__users_daily') }}
+    where {{ changed }}
     group by tenant, snapshot_date
 
 ),
@@ -54,6 +87,7 @@ benchmark_counts as (
             as benchmarks_invalid
 
     from {{ ref('stg_keeper_rmd__benchmarks') }}
+    where {{ changed }}
     group by tenant, snapshot_date
 
 ),
@@ -67,6 +101,7 @@ alert_counts as (
         cast(sum(occurrences_30d) as {{ dbt.type_bigint() }}) as alert_occurrences
 
     from {{ ref('stg_keeper_rmd__alert_summaries') }}
+    where {{ changed }}
     group by tenant, snapshot_date
 
 ),
@@ -97,7 +132,9 @@ joined as (
 
         -- alerts (trailing 30 days)
         coalesce(alert_counts.alert_event_types, 0) as alert_event_types,
-        coalesce(alert_counts.alert_occurrences, 0) as alert_occurrences
+        coalesce(alert_counts.alert_occurrences, 0) as alert_occurrences,
+
+        observed.last_observed_at
 
     from snapshots
     left join enterprise_stats
@@ -112,6 +149,9 @@ joined as (
     left join alert_counts
         on snapshots.tenant = alert_counts.tenant
         and snapshots.snapshot_date = alert_counts.snapshot_date
+    left join observed
+        on snapshots.tenant = observed.tenant
+        and snapshots.snapshot_date = observed.snapshot_date
 
 )
 
@@ -144,6 +184,8 @@ select
         as benchmark_remediation_rate,
 
     alert_event_types,
-    alert_occurrences
+    alert_occurrences,
+
+    last_observed_at
 
 from joined

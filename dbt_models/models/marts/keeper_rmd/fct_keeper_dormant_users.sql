@@ -8,7 +8,7 @@
     materialized='incremental',
     incremental_strategy='append',
     on_schema_change='append_new_columns',
-    pre_hook="{% if is_incremental() %}delete from {{ this }} where {{ changed_snapshot_days(ref('int_keeper_rmd__users_daily')) }}{% endif %}"
+    pre_hook="{% if is_incremental() %}delete from {{ this }} where {{ changed_snapshot_days([ref('int_keeper_rmd__users_daily')]) }}{% endif %}"
 ) }}
 
 with
@@ -16,7 +16,7 @@ with
 users_daily as (
 
     select * from {{ ref('int_keeper_rmd__users_daily') }}
-    where {{ changed_snapshot_days(ref('int_keeper_rmd__users_daily')) }}
+    where {{ changed_snapshot_days([ref('int_keeper_rmd__users_daily')]) }}
 
 )
 
