@@ -25,14 +25,15 @@ os.environ.update(
     {
         "RUNTIME__DLTHUB_TELEMETRY": "false",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        # No dbt log file: writing a debug line for every event of every node is a large part
-        # of a build's processor time, and a failing build still prints its errors.
-        "DBT_LOG_LEVEL_FILE": "none",
         # Retries stay on, just fast: faults in tests are deliberate.
         "RUNTIME__REQUEST_BACKOFF_FACTOR": "0.01",
         "RUNTIME__REQUEST_MAX_RETRY_DELAY": "0.2",
     }
 )
+# No dbt log file unless asked for (DBT_LOG_LEVEL_FILE=debug to see where a build spent its time):
+# writing a debug line for every event of every node is a large part of a build's processor
+# time, and a failing build still prints its errors.
+os.environ.setdefault("DBT_LOG_LEVEL_FILE", "none")
 
 
 # Fixtures built once per test process and shared by the tests that read them. `dev.py test` runs
