@@ -95,7 +95,8 @@ def test_the_unit_tests_builds_leave_out_pass_as_the_readme_runs_them(demo_run):
     out = readme_dbt(demo_run, readme_line("test_type:unit"))
     assert out.returncode == 0, out.stdout[-3000:]
     results = json.loads((demo_run.location.dbt_dir / "run_results.json").read_text())["results"]
-    # The project's on-run-end hook runs after every command; every node it ran is a unit test.
+    # The project's on-run-start and on-run-end hooks run with every command; every other node
+    # it ran is a unit test.
     nodes = [r for r in results if not r["unique_id"].startswith("operation.")]
     unit_tests = [r for r in nodes if r["unique_id"].startswith("unit_test.")]
     assert len(unit_tests) == len(nodes) >= 10
