@@ -50,10 +50,13 @@
     {%- else -%}
         {%- set since = incremental_lookback_start('last_observed_at') -%}
         {%- set query -%}
+            {#- Out-of-range events are left out in the aggregate: beside the filter on
+                observed_at, DuckDB would no longer push that filter down to the scans. #}
             select min(event_date) from (
             {%- for relation in event_relations %}
-                select min(event_date) as event_date from {{ relation }}
-                where observed_at >= {{ since }} and not is_time_out_of_range
+                select min(case when not is_time_out_of_range then event_date end) as event_date
+                from {{ relation }}
+                where observed_at >= {{ since }}
                 {{ "union all" if not loop.last }}
             {%- endfor %}
             ) as changed

@@ -18,8 +18,8 @@ events as (
         'stg_onepassword_events__item_usages',
         'stg_onepassword_events__audit_events',
     ] %}
-    select tenant, event_date, observed_at from {{ ref(model) }}
-    where not is_time_out_of_range and {{ newly_loaded(this_column='last_observed_at') }}
+    select tenant, event_date, observed_at, is_time_out_of_range from {{ ref(model) }}
+    where {{ newly_loaded(this_column='last_observed_at') }}
     {{- " union all" if not loop.last }}
     {%- endfor %}
 
@@ -27,15 +27,21 @@ events as (
 
 event_days as (
 
-    select tenant, event_date, max(observed_at) as last_observed_at
+    -- Out-of-range events are left out in the aggregates, not by a filter beside the one on
+    -- observed_at, which DuckDB would then no longer push down to the tables' scans.
+    select
+        tenant,
+        event_date,
+        max(observed_at) filter (where not is_time_out_of_range) as last_observed_at
     from events
     group by tenant, event_date
+    having count(*) filter (where not is_time_out_of_range) > 0
 
     {%- if is_incremental() %}
     union all
     select tenant, event_date, last_observed_at
     from {{ this }}
-    where tenant in (select tenant from events)
+    where tenant in (select tenant from events where not is_time_out_of_range)
     {%- endif %}
 
 ),

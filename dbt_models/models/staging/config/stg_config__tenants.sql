@@ -1,11 +1,5 @@
 with
 
-source as (
-
-    {{ source_or_empty('config', 'tenants') }}
-
-),
-
 renamed as (
 
     select
@@ -13,7 +7,7 @@ renamed as (
         cast(source as {{ dbt.type_string() }}) as source,
         cast(tenant as {{ dbt.type_string() }}) as tenant
 
-    from source
+    from {{ source_or_empty('config', 'tenants') }} as source
 
 )
 

@@ -1,11 +1,5 @@
 with
 
-source as (
-
-    {{ source_or_empty('keeper_rmd', 'security_alerts_detail') }}
-
-),
-
 renamed as (
 
     select
@@ -29,7 +23,7 @@ renamed as (
         ---------- lineage
         cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
 
-    from source
+    from {{ source_or_empty('keeper_rmd', 'security_alerts_detail') }} as source
 
 )
 

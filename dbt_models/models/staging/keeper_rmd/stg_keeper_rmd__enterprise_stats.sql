@@ -1,11 +1,5 @@
 with
 
-source as (
-
-    {{ source_or_empty('keeper_rmd', 'enterprise_stat') }}
-
-),
-
 renamed as (
 
     select
@@ -25,7 +19,7 @@ renamed as (
         cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id,
         cast(_dlt_id as {{ dbt.type_string() }}) as row_id
 
-    from source
+    from {{ source_or_empty('keeper_rmd', 'enterprise_stat') }} as source
 
 )
 

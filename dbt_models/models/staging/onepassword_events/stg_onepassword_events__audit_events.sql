@@ -1,11 +1,5 @@
 with
 
-source as (
-
-    {{ source_or_empty('onepassword_events', 'audit_events') }}
-
-),
-
 renamed as (
 
     select
@@ -37,7 +31,7 @@ renamed as (
 
         {{ onepassword_event_columns() }}
 
-    from source
+    from {{ source_or_empty('onepassword_events', 'audit_events') }} as source
 
 )
 

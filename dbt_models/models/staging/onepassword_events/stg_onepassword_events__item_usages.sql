@@ -1,11 +1,5 @@
 with
 
-source as (
-
-    {{ source_or_empty('onepassword_events', 'item_usages') }}
-
-),
-
 renamed as (
 
     select
@@ -29,7 +23,7 @@ renamed as (
 
         {{ onepassword_event_columns() }}
 
-    from source
+    from {{ source_or_empty('onepassword_events', 'item_usages') }} as source
 
 )
 

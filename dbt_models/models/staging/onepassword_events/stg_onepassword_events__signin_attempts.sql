@@ -1,11 +1,5 @@
 with
 
-source as (
-
-    {{ source_or_empty('onepassword_events', 'signin_attempts') }}
-
-),
-
 renamed as (
 
     select
@@ -30,7 +24,7 @@ renamed as (
 
         {{ onepassword_event_columns() }}
 
-    from source
+    from {{ source_or_empty('onepassword_events', 'signin_attempts') }} as source
 
 )
 

@@ -1,11 +1,5 @@
 with
 
-source as (
-
-    {{ source_or_empty('trend_audit', 'audit_logs') }}
-
-),
-
 renamed as (
 
     select
@@ -35,7 +29,7 @@ renamed as (
         ---------- lineage
         cast(_dlt_load_id as {{ dbt.type_string() }}) as load_id
 
-    from source
+    from {{ source_or_empty('trend_audit', 'audit_logs') }} as source
 
 )
 
