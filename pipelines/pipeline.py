@@ -52,6 +52,9 @@ def make_pipeline(
     location = (location or current_location()).ensure()
     dlt.config[f"{name}.normalize.parquet_normalizer.add_dlt_load_id"] = True
     dlt.config[f"{name}.normalize.parquet_normalizer.add_dlt_id"] = row_ids
+    # A loaded package's files are the rows the warehouse now holds: kept, every hourly load
+    # would add its data to the pipelines folder again, for as long as the warehouse runs.
+    dlt.config[f"{name}.load.delete_completed_jobs"] = True
     if lake := ducklake_settings():
         from warehouse.ducklake import dlt_destination
 

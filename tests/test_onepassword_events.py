@@ -111,6 +111,9 @@ def test_a_backfill_loads_in_several_runs_each_continuing_the_cursor(server, loc
     assert len(sizes) == len(infos) >= 3
     assert all(250 <= n <= 3 * 300 for n in sizes[:-1]) and sizes[-1] <= 3 * 300
     assert len(load("onepassword", location, max_events=250)) == 1  # nothing new: one run
+    # The loaded runs leave no copy of their rows behind in the pipelines folder.
+    loaded_files = [p.name for p in location.pipelines_dir.rglob("completed_jobs/*")]
+    assert not loaded_files, loaded_files
 
 
 def test_first_run_loads_every_event_and_a_second_run_adds_nothing(server, location):
