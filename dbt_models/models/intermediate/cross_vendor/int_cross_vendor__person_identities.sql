@@ -101,13 +101,12 @@ identities as (
         source,
         tenant,
         vendor_user_id,
-        max(person_email) as person_email,
-        max(person_name) as person_name,
-        min(seen_on) as first_seen_on,
-        max(seen_on) as last_seen_on,
-        max(observed_at) as last_observed_at
+        person_email,
+        person_name,
+        seen_on as first_seen_on,
+        seen_on as last_seen_on,
+        observed_at as last_observed_at
     from sightings
-    group by source, tenant, vendor_user_id
 
     {%- if is_incremental() %}
     union all
