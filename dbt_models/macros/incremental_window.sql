@@ -20,12 +20,17 @@
     {%- if newest is none -%}
         cast('1900-01-01' as {{ dbt.type_timestamp() }})
     {%- else -%}
-        {{ dbt.dateadd(
-            'day',
-            -var('load_lookback_days'),
-            "cast('" ~ newest.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as " ~ dbt.type_timestamp() ~ ")"
-        ) }}
+        {{ lookback_before(newest) }}
     {%- endif -%}
+{%- endmacro %}
+
+{# The timestamp `var('load_lookback_days')` before `newest` (a datetime), as a SQL literal. #}
+{% macro lookback_before(newest) -%}
+    {{ dbt.dateadd(
+        'day',
+        -var('load_lookback_days'),
+        "cast('" ~ newest.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as " ~ dbt.type_timestamp() ~ ")"
+    ) }}
 {%- endmacro %}
 
 {# A filter on `observed_at` keeping the rows an incremental build of `this` reads (all rows in a

@@ -53,12 +53,7 @@
     {%- if newest is none -%}
         {{ return('1 = 1') }}
     {%- endif -%}
-    {%- set since = dbt.dateadd(
-        'day',
-        -var('load_lookback_days'),
-        "cast('" ~ newest.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as " ~ dbt.type_timestamp() ~ ")"
-    ) -%}
-    {%- set newly_loaded = 'observed_at >= ' ~ since -%}
+    {%- set newly_loaded = 'observed_at >= ' ~ lookback_before(newest) -%}
     {%- set test = model.get('test_metadata') or {} -%}
     {%- set keys = test.get('kwargs', {}).get('combination_of_columns')
         if test.get('name') == 'unique_combination'
