@@ -112,8 +112,8 @@ def test_a_killed_transform_keeps_writers_out_until_its_dbt_has_ended(
         transform.wait()
         keeper_env.simulator.advance(days=1)
         cli = posture("load", "keeper", location=location)
-        waiting = next((line for line in cli.stderr if "waiting" in line), "")  # blocks
-        # for the orphaned dbt, instead of failing at once
+        # The load waits for the orphaned dbt instead of failing at once.
+        waiting = next((line for line in cli.stderr if "waiting" in line), "")
         assert "waiting up to 900 s" in waiting
         assert cli.poll() is None
         # dbt ended here rather than at the end of its build: the load then goes on.
