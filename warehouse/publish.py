@@ -257,20 +257,28 @@ def _bring_up_to_date(con: duckdb.DuckDBPyConnection, source: Path, catalog: str
     with con:
         con.execute(f"ATTACH '{_quoted(source)}' AS {working} (READ_ONLY)")
         con.execute(f"USE {catalog}")
-        con.execute("BEGIN")
-        updated = {}
-        lookback = _lookback_days()
         working_tables = _tables(con, working)
         published_tables = _tables(con, catalog)
+        lookback = _lookback_days()
+        con.execute("BEGIN")
         for schema, table in published_tables.keys() - working_tables.keys():
             con.execute(f'DROP TABLE {catalog}."{schema}"."{table}"')
-        for (schema, table), columns in working_tables.items():
-            published_columns = published_tables.get((schema, table))
-            how = _update_table(
-                con, working, catalog, (schema, table), columns, published_columns, lookback
+        first_days = {
+            key: _remove_changed_rows(
+                con, working, catalog, key, columns, published_tables.get(key), lookback
             )
+            for key, columns in working_tables.items()
+        }
+        con.execute("COMMIT")
+        # DuckDB reuses the blocks of removed rows only once a checkpoint has freed them: written
+        # in the same checkpoint, every publish would grow the copy by all it rewrites.
+        con.execute(f"CHECKPOINT {catalog}")
+        con.execute("BEGIN")
+        updated = {}
+        for key, columns in working_tables.items():
+            how = _write_changed_rows(con, working, catalog, key, columns, first_days[key])
             if how:
-                updated[f"{schema}.{table}"] = how
+                updated[".".join(key)] = how
         con.execute("COMMIT")
         _replace_views(con, working, catalog)
         con.execute(f"CHECKPOINT {catalog}")
@@ -297,7 +305,11 @@ def _tables(
     return tables
 
 
-def _update_table(
+# What `_remove_changed_rows` leaves `_write_changed_rows` to do besides days: nothing, or all.
+UNCHANGED, WHOLE = "unchanged", "whole"
+
+
+def _remove_changed_rows(
     con: duckdb.DuckDBPyConnection,
     working: str,
     copy: str,
@@ -305,17 +317,11 @@ def _update_table(
     columns: list[tuple[str, str]],
     published_columns: list[tuple[str, str]] | None,
     lookback_days: int,
-) -> str | None:
-    """Bring one table of the copy up to date, rewriting the days observed within
-    `lookback_days` of its newest observation; returns how (None when nothing changed)."""
-    schema, table = schema_table
-    name = f'"{schema}"."{table}"'
-    selected = ", ".join(
-        f'cast(null as {data_type}) as "{column}"'
-        if column in UNPUBLISHED_COLUMNS
-        else f'"{column}"'
-        for column, data_type in columns
-    )
+):
+    """Delete from one table of the copy the days observed within `lookback_days` of its newest
+    observation, or drop the table when it is to be copied whole; returns the first day deleted,
+    `UNCHANGED` or `WHOLE`."""
+    name = _table_name(schema_table)
     names = {column for column, _ in columns}
     day = next((column for column in DAY_COLUMNS if column in names), None)
     observed = next((column for column in OBSERVED_COLUMNS if column in names), None)
@@ -327,24 +333,55 @@ def _update_table(
             (first_day,) = con.execute(
                 f'select min("{day}") from {working}.{name} where "{observed}" >= ?', [since]
             ).fetchone()
-            if first_day is not None:
-                con.execute(f'DELETE FROM {copy}.{name} WHERE "{day}" >= ?', [first_day])
-                con.execute(
-                    f"INSERT INTO {copy}.{name} "
-                    f'SELECT {selected} FROM {working}.{name} WHERE "{day}" >= ?',
-                    [first_day],
-                )
-            counts = con.execute(
-                f"select (select count(*) from {copy}.{name}), "
-                f"(select count(*) from {working}.{name})"
-            ).fetchone()
-            if counts[0] == counts[1]:
-                return None if first_day is None else f"from {first_day}"
+            if first_day is None:
+                return UNCHANGED
+            con.execute(f'DELETE FROM {copy}.{name} WHERE "{day}" >= ?', [first_day])
+            return first_day
     if published_columns is not None:
         con.execute(f"DROP TABLE {copy}.{name}")
-    con.execute(f'CREATE SCHEMA IF NOT EXISTS {copy}."{schema}"')
+    return WHOLE
+
+
+def _write_changed_rows(
+    con: duckdb.DuckDBPyConnection,
+    working: str,
+    copy: str,
+    schema_table: tuple[str, str],
+    columns: list[tuple[str, str]],
+    first_day,
+) -> str | None:
+    """Write into one table of the copy what `_remove_changed_rows` removed (`first_day` is what
+    it returned); a table whose row count then differs from the working file's (rows deleted on
+    days nothing new was observed) is copied whole. Returns how (None when nothing changed)."""
+    name = _table_name(schema_table)
+    selected = ", ".join(
+        f'cast(null as {data_type}) as "{column}"'
+        if column in UNPUBLISHED_COLUMNS
+        else f'"{column}"'
+        for column, data_type in columns
+    )
+    if first_day != WHOLE:
+        if first_day != UNCHANGED:
+            day = next(column for column in DAY_COLUMNS if column in dict(columns))
+            con.execute(
+                f"INSERT INTO {copy}.{name} "
+                f'SELECT {selected} FROM {working}.{name} WHERE "{day}" >= ?',
+                [first_day],
+            )
+        counts = con.execute(
+            f"select (select count(*) from {copy}.{name}), (select count(*) from {working}.{name})"
+        ).fetchone()
+        if counts[0] == counts[1]:
+            return None if first_day == UNCHANGED else f"from {first_day}"
+        con.execute(f"DROP TABLE {copy}.{name}")
+    con.execute(f'CREATE SCHEMA IF NOT EXISTS {copy}."{schema_table[0]}"')
     con.execute(f"CREATE TABLE {copy}.{name} AS SELECT {selected} FROM {working}.{name}")
-    return "whole"
+    return WHOLE
+
+
+def _table_name(schema_table: tuple[str, str]) -> str:
+    schema, table = schema_table
+    return f'"{schema}"."{table}"'
 
 
 def _replace_views(con: duckdb.DuckDBPyConnection, working: str, copy: str) -> None:
