@@ -87,7 +87,7 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     command += ["--target-path", str(location.dbt_dir), "--log-path", str(location.dbt_dir)]
     command += ["--full-refresh"] if full_refresh else []
     with building(location, full_refresh) as lock:
-        # dbt inherits the turn's lock: if this process is killed, its dbt still keeps other
+        # dbt inherits the writer lock: if this process is killed, its dbt still keeps other
         # writers waiting until it has finished writing.
         returncode = subprocess.run(command, check=False, pass_fds=(lock,)).returncode
         if returncode:

@@ -2,7 +2,7 @@
 the tests and the benchmarks.
 
 A run extracts and normalises without the warehouse (the network sets its pace), then takes the
-writer turn only to load: a slow vendor never keeps other writers waiting. Packages a failed or
+writer lock only to load: a slow vendor never keeps other writers waiting. Packages a failed or
 killed run left behind are aborted first (dlt restores the state they had advanced), so a run
 always starts where the last committed run ended, from the CLI or from Dagster alike.
 """

@@ -36,10 +36,10 @@ def test_a_load_step_failure_names_vendor_job_and_cause(keeper_env, location, ca
     assert query(location, "select count(*) from keeper_rmd.enterprise_stat") == [(0,)]
 
 
-def test_a_load_waiting_on_a_vendor_does_not_hold_the_writer_turn(
+def test_a_load_waiting_on_a_vendor_does_not_hold_the_writer_lock(
     keeper_env, location, monkeypatch
 ):
-    # A load holds the writer turn only to write: a vendor that never answers keeps its load
+    # A load holds the writer lock only to write: a vendor that never answers keeps its load
     # waiting (until the deadline), not a publish started meanwhile.
     data_dir = str(location.data_dir)
     assert main(["--data-dir", data_dir, "load", "keeper"]) == 0

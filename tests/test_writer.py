@@ -15,7 +15,7 @@ from pipelines.registry import load
 from simulators.server import SimulatorServer
 from tests.conftest import query
 from warehouse.location import DATA_DIR_ENV
-from warehouse.writer import WRITER_WAIT_ENV, writer_turn
+from warehouse.writer import WRITER_WAIT_ENV, writer_lock
 
 LOADS = "select count(*) from keeper_rmd._dlt_loads"
 
@@ -34,7 +34,7 @@ def posture(*args: str, location, **env: str) -> subprocess.Popen:
 def test_a_load_started_during_another_writer_waits_for_it_then_loads(
     keeper_env: SimulatorServer, location
 ):
-    with writer_turn(location):  # this test is the other writer
+    with writer_lock(location):  # this test is the other writer
         cli = posture("load", "keeper", location=location)
         waiting = next((line for line in cli.stderr if "waiting" in line), "")  # blocks
         assert "waiting up to 900 s" in waiting and str(location.working_db) in waiting
@@ -53,7 +53,7 @@ def test_a_writer_that_waits_too_long_fails_clearly_and_changes_nothing(
     load("keeper", location)
     before = query(location, LOADS)
     keeper_env.simulator.advance(days=1)
-    with writer_turn(location):
+    with writer_lock(location):
         for command in (("load", "keeper"), ("publish",)):
             cli = posture(*command, location=location, **{WRITER_WAIT_ENV: "0.5"})
             out, err = cli.communicate(timeout=300)
@@ -71,7 +71,7 @@ def test_a_bad_wait_setting_is_named(location, monkeypatch: pytest.MonkeyPatch):
     assert f"{WRITER_WAIT_ENV} must be a number of seconds (0 or more), not 'soon'" in err
     for bad in ("-1", "inf", "nan"):
         monkeypatch.setenv(WRITER_WAIT_ENV, bad)
-        with pytest.raises(ValueError, match=WRITER_WAIT_ENV), writer_turn(location):
+        with pytest.raises(ValueError, match=WRITER_WAIT_ENV), writer_lock(location):
             pass
 
 

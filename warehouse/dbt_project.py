@@ -33,16 +33,16 @@ def point_dbt_at(location: WarehouseLocation) -> None:
 @contextmanager
 def building(location: WarehouseLocation, full_refresh: bool = False) -> Iterator[int]:
     """What every dbt build holds and writes first, from the CLI or Dagster: the working file's
-    writer turn (its lock descriptor is yielded, for a dbt child to inherit), on DuckLake the
+    writer lock (its lock descriptor is yielded, for a dbt child to inherit), on DuckLake the
     lake's writer lock shared, the build's outcome recorded, and the organisations' tenant map
     written from the configuration file (read first, so a bad file fails without waiting)."""
     from pipelines.tenants import configured_tenants
 
     from .publish import recording_build
     from .tenant_map import write_tenant_map
-    from .writer import lake_writing, writer_turn
+    from .writer import lake_writing, writer_lock
 
     tenants = configured_tenants()
-    with writer_turn(location) as lock, lake_writing(), recording_build(location, full_refresh):
+    with writer_lock(location) as lock, lake_writing(), recording_build(location, full_refresh):
         write_tenant_map(location, tenants)
         yield lock

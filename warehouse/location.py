@@ -33,7 +33,7 @@ class WarehouseLocation:
         return self.data_dir / "posture.duckdb"
 
     @property
-    def writer_lock(self) -> Path:
+    def writer_lock_file(self) -> Path:
         """The file whose lock a step holds while it writes the working file."""
         return self.data_dir / "posture.duckdb.writer"
 

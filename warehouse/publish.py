@@ -46,13 +46,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import duckdb
 
 from .connection import working_catalog
 from .location import WarehouseLocation
-from .writer import writer_turn
+from .writer import writer_lock
 
 DBT_PROJECT_FILE = Path(__file__).resolve().parent.parent / "dbt_models" / "dbt_project.yml"
 
@@ -120,7 +121,7 @@ def refuse_failed_build(location: WarehouseLocation, force: bool = False) -> Non
 
 
 def publish(location: WarehouseLocation, force: bool = False) -> PublishResult:
-    """Swap an up-to-date read-only file in at `location.published_db`, in a writer turn (no load
+    """Swap an up-to-date read-only file in at `location.published_db`, in a writer lock (no load
     or build changes the working file meanwhile): the spare brought up to date in place, or a copy
     of the published file when the spare cannot be written. Refuses when the last dbt build did
     not pass, unless `force`."""
@@ -131,7 +132,7 @@ def publish(location: WarehouseLocation, force: bool = False) -> PublishResult:
     target = location.ensure().published_db
     spare = location.published_spare
     catalog = working_catalog(location)
-    with writer_turn(location):
+    with writer_lock(location):
         refuse_failed_build(location, force)
         _remove_stale_staging_copies(target)
         copy_all = _copy_all_mark(location)
@@ -317,7 +318,7 @@ def _remove_changed_rows(
     columns: list[tuple[str, str]],
     published_columns: list[tuple[str, str]] | None,
     lookback_days: int,
-):
+) -> date | str:
     """Delete from one table of the copy the days observed within `lookback_days` of its newest
     observation, or drop the table when it is to be copied whole; returns the first day deleted,
     `UNCHANGED` or `WHOLE`."""
@@ -348,7 +349,7 @@ def _write_changed_rows(
     copy: str,
     schema_table: tuple[str, str],
     columns: list[tuple[str, str]],
-    first_day,
+    first_day: date | str,
 ) -> str | None:
     """Write into one table of the copy what `_remove_changed_rows` removed (`first_day` is what
     it returned); a table whose row count then differs from the working file's (rows deleted on
@@ -413,7 +414,7 @@ def _replace_views(con: duckdb.DuckDBPyConnection, working: str, copy: str) -> N
 
 def _remove_stale_staging_copies(target: Path) -> None:
     """Remove the staging copies and second names of outgoing files that killed publishes left
-    behind; called in a writer turn, so no other publish is writing one."""
+    behind; called in a writer lock, so no other publish is writing one."""
     for stale in target.parent.glob(f".{target.name}.*.tmp*"):  # with its WAL
         stale.unlink(missing_ok=True)
 

@@ -1,11 +1,11 @@
 """One writer at a time: every step that writes the working file (a load, a dbt build, a publish)
-takes its turn here first, across processes.
+takes the writer lock here first, across processes.
 
 DuckDB lets one process write a file and fails any other at once. Steps started together (a CLI
 load during a scheduled run, or runs of two Dagster instances, which the Dagster pool does not
 cover) instead wait for each other on a file lock (`filelock`) beside the file: for up to
 `POSTURE_WRITER_WAIT` seconds (default 900), saying that they wait. A process that opens the
-working file without taking a turn (a DuckDB shell, say) still makes a writer fail at once.
+working file without taking the writer lock (a DuckDB shell, say) still makes a writer fail at once.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class WarehouseBusyError(RuntimeError):
 
 
 def writer_wait_seconds() -> float:
-    """How long a writer waits for its turn: `POSTURE_WRITER_WAIT` seconds, or the default."""
+    """How long a writer waits for the lock: `POSTURE_WRITER_WAIT` seconds, or the default."""
     text = os.environ.get(WRITER_WAIT_ENV, "").strip()
     if not text:
         return DEFAULT_WRITER_WAIT_SECONDS
@@ -46,16 +46,16 @@ def writer_wait_seconds() -> float:
 
 
 @contextmanager
-def writer_turn(location: WarehouseLocation) -> Iterator[int]:
-    """Hold the working file's writer turn for the block, waiting for it as long as
+def writer_lock(location: WarehouseLocation) -> Iterator[int]:
+    """Hold the working file's writer lock for the block, waiting for it as long as
     `writer_wait_seconds()` allows; raises `WarehouseBusyError` when the wait runs out.
 
     Yields the lock's file descriptor: a child process that inherits it (`pass_fds`) holds the
-    turn with this one, so a step killed mid-write keeps other writers out until its child ends.
+    lock with this one, so a step killed mid-write keeps other writers out until its child ends.
     """
     wait = writer_wait_seconds()
     descriptors: list[int] = []
-    lock = FileLock(location.ensure().writer_lock, on_acquired=descriptors.append)
+    lock = FileLock(location.ensure().writer_lock_file, on_acquired=descriptors.append)
     try:
         lock.acquire(blocking=False)
     except Timeout:
@@ -89,6 +89,6 @@ def lake_writing() -> AbstractContextManager[Any]:
 
 
 def writing(location: WarehouseLocation) -> AbstractContextManager[Any]:
-    """What a load holds while it writes: the working file's writer turn, or on DuckLake (which
+    """What a load holds while it writes: the working file's writer lock, or on DuckLake (which
     takes writers side by side) the lake's writer lock, shared."""
-    return writer_turn(location) if ducklake_settings() is None else lake_writing()
+    return writer_lock(location) if ducklake_settings() is None else lake_writing()

@@ -78,8 +78,8 @@ class SlidingWindowLimiter:
     def acquire(self, deadline: Deadline | None = None) -> list[float | None]:
         """Wait until a request fits every window; returns its slot, for `done`. Raises
         `WaitPastDeadline` instead of waiting when the wait would end past `deadline`."""
-        turn = -1 if deadline is None else max(deadline.remaining(), 0)
-        if not self._lock.acquire(timeout=turn):  # another request of the token is waiting
+        lock_timeout = -1 if deadline is None else max(deadline.remaining(), 0)
+        if not self._lock.acquire(timeout=lock_timeout):  # another request of the token is waiting
             raise WaitPastDeadline("another request was still waiting for the rate limits")
         try:
             while True:
