@@ -38,6 +38,7 @@ INCREMENTAL_MODELS = (
     "intermediate.int_onepassword_events__tenant_days",
     "intermediate.int_cross_vendor__person_identities",
     "marts.dim_people",
+    "marts.fct_trend_api_keys",
 )
 
 

@@ -1,8 +1,35 @@
 -- Cloud One API keys: who created each one and when, whether and by whom it was deleted.
 -- Built from the audit events alone, so a key created before the first loaded event has no
 -- creation (created_at NULL) and is not counted alive in fct_trend_daily_kpis.
+-- Incremental: a build recomputes, from all their events, the keys that newly loaded events
+-- name (a late event can change who created a key, or its name).
+{{ config(
+    materialized='incremental',
+    unique_key=['tenant', 'api_key_id'],
+    incremental_strategy='delete+insert',
+    on_schema_change='append_new_columns'
+) }}
 
 with
+
+all_key_events as (
+
+    select
+        tenant,
+        api_key_id,
+        api_key_name,
+        event_id,
+        event_at,
+        observed_at,
+        principal_urn,
+        is_api_key_created,
+        is_api_key_deleted,
+        is_api_key_updated
+
+    from {{ ref('int_trend_audit__audit_events') }}
+    where api_key_id is not null
+
+),
 
 key_events as (
 
@@ -22,10 +49,16 @@ key_events as (
         row_number() over (
             partition by tenant, api_key_id
             order by event_at desc, event_id desc
-        ) as nth_latest
+        ) as nth_latest,
+        observed_at
 
-    from {{ ref('int_trend_audit__audit_events') }}
-    where api_key_id is not null
+    from all_key_events
+    {%- if is_incremental() %}
+    where (tenant, api_key_id) in (
+        select tenant, api_key_id from all_key_events
+        where {{ newly_loaded(this_column='last_observed_at') }}
+    )
+    {%- endif %}
 
 ),
 
@@ -43,7 +76,8 @@ keys as (
             as deleted_by,
         max(case when is_api_key_updated then event_at end) as last_updated_at,
         cast(sum(case when is_api_key_updated then 1 else 0 end) as {{ dbt.type_bigint() }})
-            as updates
+            as updates,
+        max(observed_at) as last_observed_at
 
     from key_events
     group by tenant, api_key_id
@@ -61,6 +95,7 @@ select
     last_updated_at,
     updates,
     created_at is not null as is_creation_known,
-    deleted_at is null as is_alive
+    deleted_at is null as is_alive,
+    last_observed_at
 
 from keys
