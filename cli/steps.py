@@ -77,19 +77,32 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     import shutil
     import subprocess
 
-    from warehouse.dbt_project import BUILD_COMMAND, DBT_PROJECT_DIR, building, point_dbt_at
+    from warehouse.dbt_project import (
+        BUILD_COMMAND,
+        DBT_PROJECT_DIR,
+        building,
+        dbt_process_environment,
+        point_dbt_at,
+    )
 
     point_dbt_at(location)  # profile path and PATH for this process and its children
     started = time.perf_counter()
     folder = str(DBT_PROJECT_DIR)
     command = [shutil.which("dbt") or "dbt", *BUILD_COMMAND, "--project-dir", folder]
     command += ["--profiles-dir", folder, *(["--quiet"] if quiet else [])]
-    command += ["--target-path", str(location.dbt_dir), "--log-path", str(location.dbt_dir)]
+    dbt_dir = str(location.dbt_dir.absolute())  # dbt runs in the warehouse's folder
+    command += ["--target-path", dbt_dir, "--log-path", dbt_dir]
     command += ["--full-refresh"] if full_refresh else []
     with building(location, full_refresh) as lock:
         # dbt inherits the writer lock: if this process is killed, its dbt still keeps other
         # writers waiting until it has finished writing.
-        returncode = subprocess.run(command, check=False, pass_fds=(lock,)).returncode
+        returncode = subprocess.run(
+            command,
+            check=False,
+            pass_fds=(lock,),
+            cwd=location.data_dir,
+            env=dbt_process_environment(location),
+        ).returncode
         if returncode:
             results = location.dbt_dir / "run_results.json"
             failed = []

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +22,7 @@ from simulators.keeper_rmd import KeeperRmdSimulator
 from simulators.onepassword_events import FEATURES, OnePasswordEventsSimulator
 from simulators.server import SimulatorServer
 from simulators.trend_audit import TrendAuditSimulator
+from warehouse.dbt_project import DBT_PROJECT_DIR, dbt_process_environment
 from warehouse.location import WarehouseLocation
 
 os.environ.update(
@@ -34,6 +38,46 @@ os.environ.update(
 # writing a debug line for every event of every node is a large part of a build's processor
 # time, and a failing build still prints its errors.
 os.environ.setdefault("DBT_LOG_LEVEL_FILE", "none")
+
+
+# The background parse of the dbt project and the folder it writes to.
+DBT_PARSE = pytest.StashKey[tuple[threading.Thread, Path]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Parse the dbt project once, in the background, for every dbt build of the run to reuse
+    (dbt's DBT_PARTIAL_PARSE_FILE_PATH): the profile names no warehouse (see
+    `dbt_process_environment`), so the parse holds for each test's warehouse. Until it is ready
+    the file is empty, which dbt takes for no saved parse: a build then parses the project
+    itself. In pytest-xdist's workers the variable comes from the controller, which set it
+    before starting them."""
+    if hasattr(config, "workerinput"):
+        return
+    folder = Path(tempfile.mkdtemp(prefix="posture-dbt-parse-"))
+    saved_parse = folder / "partial_parse.msgpack"
+    saved_parse.touch()  # dbt refuses a path that does not exist
+    os.environ["DBT_PARTIAL_PARSE_FILE_PATH"] = str(saved_parse)
+    project, target = str(DBT_PROJECT_DIR), str(folder / "target")
+    command = [str(Path(sys.executable).parent / "dbt"), "parse", "--quiet"]
+    command += ["--project-dir", project, "--profiles-dir", project]
+    command += ["--target-path", target, "--log-path", target]
+    environment = dbt_process_environment(WarehouseLocation(folder))
+
+    def parse() -> None:
+        parsed = subprocess.run(command, cwd=folder, env=environment, check=False)
+        if parsed.returncode == 0:  # else each build parses, and fails, on its own
+            # Whole or absent: a build never reads it half written.
+            (folder / "target" / saved_parse.name).replace(saved_parse)
+
+    config.stash[DBT_PARSE] = (threading.Thread(target=parse, daemon=True), folder)
+    config.stash[DBT_PARSE][0].start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if DBT_PARSE in config.stash:
+        thread, folder = config.stash[DBT_PARSE]
+        thread.join()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # Fixtures built once per test process and shared by the tests that read them. `dev.py test` runs

@@ -30,6 +30,14 @@ def point_dbt_at(location: WarehouseLocation) -> None:
         os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
 
 
+def dbt_process_environment(location: WarehouseLocation) -> dict[str, str]:
+    """The environment of a dbt process run in `location`'s folder (its working directory): the
+    profile opens the working file by its name there. The profile is then the same for every
+    warehouse, and dbt, which parses the whole project again whenever the profile changes, can
+    reuse one saved parse for builds of any warehouse (the test suite's many do)."""
+    return {**os.environ, DUCKDB_PATH_ENV: location.working_db.name}
+
+
 @contextmanager
 def building(location: WarehouseLocation, full_refresh: bool = False) -> Iterator[int]:
     """What every dbt build holds and writes first, from the CLI or Dagster: the working file's
