@@ -45,11 +45,7 @@
     {%- if not execute or flags.FULL_REFRESH -%}
         {{ return('1 = 1') }}
     {%- endif -%}
-    {%- set query -%}
-        select max(newest_observed_at) from {{ tested_through_relation() }}
-        where relation_name = '{{ relation.schema }}.{{ relation.identifier }}'
-    {%- endset -%}
-    {%- set newest = run_query(query).columns[0].values()[0] -%}
+    {%- set newest = tested_through_marks().get(relation.schema ~ '.' ~ relation.identifier) -%}
     {%- if newest is none -%}
         {{ return('1 = 1') }}
     {%- endif -%}
@@ -64,6 +60,25 @@
             ~ relation ~ ' where ' ~ newly_loaded ~ ')') }}
     {%- endif -%}
     {{ return(newly_loaded) }}
+{%- endmacro %}
+
+{# Each model's mark by relation name, read in one query by the build's first data test and kept
+   for the others in `graph`, the one object all the nodes of a build share (the marks change
+   only after the build, in the on-run-end hook). #}
+{% macro tested_through_marks() -%}
+    {%- set key = 'posture_tested_through_' ~ invocation_id -%}
+    {%- if key not in graph -%}
+        {%- set query -%}
+            select relation_name, max(newest_observed_at) from {{ tested_through_relation() }}
+            group by relation_name
+        {%- endset -%}
+        {%- set marks = {} -%}
+        {%- for row in run_query(query).rows -%}
+            {%- do marks.update({row[0]: row[1]}) -%}
+        {%- endfor -%}
+        {%- do graph.update({key: marks}) -%}
+    {%- endif -%}
+    {{ return(graph[key]) }}
 {%- endmacro %}
 
 {# Before a build (the project's on-run-start hook): the table of marks, empty the first time. #}
