@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dlt
+import duckdb
 import pyarrow as pa
+from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
@@ -28,10 +31,17 @@ logger = logging.getLogger(__name__)
 # dlt's default DuckDB format (insert_values) is slow and memory-hungry; parquet goes through
 # Arrow and DuckDB's native reader.
 LOADER_FILE_FORMAT = "parquet"
-# A load's only memory settings, for the peak-memory aim of `bench/bench_onepassword.py`:
-# without them DuckDB caches most of the machine's memory as it merges (past this limit it
-# spills to disk instead).
-LOAD_DUCKDB_CONFIG = {"memory_limit": "128MB", "threads": 1}
+# A load's only memory settings, for the peak-memory aim of `bench/bench_onepassword.py`, applied
+# by `writer_destination`: past this limit DuckDB spills to disk instead of caching most of the
+# machine's memory as it merges; one thread, as each thread fills a row group of its own.
+LOAD_DUCKDB_CONFIG = {"memory_limit": "64MB", "threads": 1}
+# Rows of a table being written that DuckDB keeps in memory, uncompressed, until it writes them
+# to disk (its default is 122,880): a load holds one such group of the widest table, `raw` and all.
+LOAD_ROW_GROUP_SIZE = 16_384
+# DuckDB 1.5.5 fails an insert into a table altered earlier in the same attachment when the
+# table's last row group is larger than the attachment's row group size; a checkpoint at each
+# commit (as soon as anything is written) writes the altered table before the insert.
+CHECKPOINT_AT_EACH_COMMIT = "SET checkpoint_threshold = '0b'"
 # A run's load jobs (a file into a staging table, a merge) go one at a time: side by side, DuckDB
 # holds the rows of each table being written at once.
 LOAD_WORKERS = 1
@@ -46,6 +56,7 @@ def make_pipeline(
     """The pipeline `name`, loading `dataset` (default `name`) of the working DuckDB file, with
     its state in the warehouse's own pipelines folder (so a fresh warehouse never inherits an
     old cursor). Several pipelines may load one dataset: one per tenant of a source.
+    `run_source` loads it, while it holds the writer lock, through `writer_destination`.
 
     Arrow pages skip dlt's row normaliser; every row still gets `_dlt_load_id`, and `_dlt_id`
     too when `row_ids` (a table with no natural key needs it; adding it rewrites each file)."""
@@ -60,14 +71,43 @@ def make_pipeline(
 
         destination = dlt_destination(lake)
     else:
-        credentials = DuckDbCredentials(str(location.working_db), global_config=LOAD_DUCKDB_CONFIG)
-        destination = dlt.destinations.duckdb(credentials)
+        destination = dlt.destinations.duckdb(str(location.working_db))
     return dlt.pipeline(
         pipeline_name=name,
         pipelines_dir=str(location.pipelines_dir),
         destination=destination,
         dataset_name=dataset or name,
     )
+
+
+@contextmanager
+def writer_destination(location: WarehouseLocation) -> Iterator[Destination[Any, Any] | None]:
+    """What `run_source` loads into while it holds the writer lock: the working file, attached to
+    a DuckDB of its own with the load's settings (a row group size is an option of ATTACH only)
+    and detached on leaving; None on DuckLake, where the pipeline's own destination serves."""
+    if ducklake_settings():
+        yield None
+        return
+    engine = duckdb.connect(config=LOAD_DUCKDB_CONFIG)  # in memory: it holds no data itself
+    try:
+        file, name = _sql_text(str(location.working_db)), location.working_db.stem
+        engine.execute(f"ATTACH {file} AS {_sql_name(name)} (ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE})")
+        # A statement, as dlt sets its own checkpoint threshold first; `schema` makes each
+        # session dlt opens read and write the file, as a `USE` would.
+        credentials = DuckDbCredentials(
+            engine, statements=[CHECKPOINT_AT_EACH_COMMIT], local_config={"schema": name}
+        )
+        yield dlt.destinations.duckdb(credentials)
+    finally:
+        engine.close()
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _sql_name(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def run_source(
@@ -89,12 +129,12 @@ def run_source(
     while True:
         dataset = spec.pipeline_name  # also the source's name in the pipeline state
         pipeline = make_pipeline(pipeline_name or dataset, location, spec.row_ids, dataset)
-        with writing(location):
+        with writing(location), writer_destination(location) as destination:
             if pipeline.has_pending_data:
                 pipeline.abort_packages()
             # What `pipeline.run` does first: take the state the warehouse holds when it is newer
             # than this machine's (its pipelines folder lost, or another host loaded the lake).
-            pipeline.sync_destination()
+            pipeline.sync_destination(destination)
         source = spec.source(**(source_args or {}))
         if resources is not None:
             source = source.with_resources(*resources)
@@ -103,8 +143,8 @@ def run_source(
         # DuckDB's memory instead, so they go back to the system before it starts.
         pa.default_memory_pool().release_unused()
         pipeline.normalize()
-        with writing(location):
-            info = pipeline.load(workers=LOAD_WORKERS)
+        with writing(location), writer_destination(location) as destination:
+            info = pipeline.load(destination, workers=LOAD_WORKERS)
         info.raise_on_failed_jobs()
         yield pipeline, source, info
         states = pipeline.state.get("sources", {}).get(dataset, {})
