@@ -9,9 +9,10 @@ continues from where this one ended and gets the events that became visible late
 store is eventually consistent: polling by timestamp would miss them). A stored cursor the vendor
 refuses (HTTP 400) starts that type again from `start_time`. The state is committed only with a
 successful load; a run that dies restarts from the last good cursor. The merge on `uuid` removes
-any overlap. The three event types are fetched side by side under one shared rate limiter. A
-run loads about `max_events` (the types together) and records a backlog in its state; `posture
-load` runs again until none is left.
+any overlap. dlt takes the three event types' batches in turn, in one thread, under one rate
+limiter (fetched in threads, each thread's Arrow pages kept memory of their own). A run loads
+about `max_events` (the types together) and records a backlog in its state; `posture load` runs
+again until none is left.
 
 Each page becomes an Arrow table, passed to dlt in batches, so dlt loads it without per-row
 normalisation. A page's items arrive as the JSON text the vendor sent (see `client`): each is
@@ -28,7 +29,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import threading
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
@@ -110,7 +110,7 @@ def onepassword_events(
     start = _parse_start(start_time)
     client = onepassword_client(base_url, token, rate_limits or RATE_LIMITS)
     token_check = TokenCheck(client)  # asked by the first resource that runs
-    budget = EventBudget(max_events)  # shared by the types fetched side by side
+    budget = EventBudget(max_events)  # shared by the three types
 
     def events_resource(table: str) -> DltResource:
         feature, endpoint = TABLES[table]
@@ -120,7 +120,6 @@ def onepassword_events(
             write_disposition=EVENT_DISPOSITION,
             primary_key=PRIMARY_KEY,
             columns=table_columns(table),
-            parallelized=True,
         )
         def events() -> Iterator[pa.Table | list[pa.Table]]:
             info = token_check.result()
@@ -193,18 +192,16 @@ def onepassword_events(
 
 
 class EventBudget:
-    """The events one run passes to dlt, counted across the resources that fetch side by side:
-    `reached` says whether `pending` more would meet the run's limit. Thread-safe."""
+    """The events one run passes to dlt, counted across its resources: `reached` says whether
+    `pending` more would meet the run's limit."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.spent = 0
-        self._lock = threading.Lock()
 
     def spend(self, rows: int) -> None:
         """Count `rows` passed over."""
-        with self._lock:
-            self.spent += rows
+        self.spent += rows
 
     def reached(self, pending: int = 0) -> bool:
         """Whether the rows passed over, and `pending` more, meet the limit."""

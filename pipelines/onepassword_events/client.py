@@ -192,28 +192,26 @@ def introspect(client: VendorClient) -> Introspection:
 
 class TokenCheck:
     """The token's introspection, asked once for a run of the source however many event types
-    run side by side: the first caller asks, the others wait for its answer, or its error."""
+    read: the first caller asks, the others get its answer, or its error."""
 
     def __init__(self, client: VendorClient) -> None:
         self._client = client
-        self._lock = threading.Lock()
         self._answer: Introspection | None = None
         self._error: BaseException | None = None
 
     def result(self) -> Introspection:
         """What the token may read (raises the check's error, for every caller)."""
-        with self._lock:
-            if self._answer is None and self._error is None:
-                try:
-                    self._answer = introspect(self._client)
-                except Exception as exc:
-                    self._error = exc
-                    raise
-                features = ", ".join(sorted(self._answer.features))
-                logger.info("%s: the token reads %s", VENDOR, features)
-            if self._error is not None:
-                raise self._error
-            return self._answer
+        if self._answer is None and self._error is None:
+            try:
+                self._answer = introspect(self._client)
+            except Exception as exc:
+                self._error = exc
+                raise
+            features = ", ".join(sorted(self._answer.features))
+            logger.info("%s: the token reads %s", VENDOR, features)
+        if self._error is not None:
+            raise self._error
+        return self._answer
 
 
 # -- the cursor pagination of an events endpoint -------------------------------------------------
