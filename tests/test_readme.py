@@ -48,32 +48,33 @@ def test_the_readme_queries_run_on_the_demo_warehouse(demo_run):
 
 
 def readme_dbt(demo_run, line: str) -> subprocess.CompletedProcess:
-    """Run one of the README's `.venv/bin/dbt` lines with the variables its docs block exports,
-    which name files of the demo's warehouse: here, the one the tests' demo built."""
+    """Run one of the README's `../../.venv/bin/dbt` lines as its docs block says: in the demo's
+    warehouse folder, with the variables it exports. Here that folder is the tests' demo and
+    `../..` this checkout."""
     (docs,) = [block for block in blocks("sh", README) if "dbt docs generate" in block]
+    assert shlex.split(docs.splitlines()[0], comments=True) == ["cd", "data/demo"]
     exported = {
         name: value
         for export in docs.splitlines()
         if export.startswith("export ")
         for name, value in (word.split("=", 1) for word in shlex.split(export, comments=True)[1:])
     }
-    assert set(exported) == {"POSTURE_DUCKDB_PATH", "DBT_TARGET_PATH", "DBT_LOG_PATH"}
-    demo_folder = "$PWD/data/demo/"
-    assert all(value.startswith(demo_folder) for value in exported.values())
+    folder = demo_run.location.data_dir
     env = {
         **os.environ,
         **{
-            name: str(demo_run.location.data_dir / value.removeprefix(demo_folder))
+            name: value.replace("$PWD/../../", f"{ROOT}/").replace("$PWD", str(folder))
             for name, value in exported.items()
         },
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
-    assert env["POSTURE_DUCKDB_PATH"] == str(demo_run.location.working_db)
+    assert folder / env["POSTURE_DUCKDB_PATH"] == demo_run.location.working_db
     assert env["DBT_TARGET_PATH"] == env["DBT_LOG_PATH"] == str(demo_run.location.dbt_dir)
+    assert env["DBT_PROJECT_DIR"] == env["DBT_PROFILES_DIR"] == str(ROOT / "dbt_models")
     command = shlex.split(line, comments=True)
-    assert command[0] == ".venv/bin/dbt"  # the project's own dbt, which dev.py installs
+    assert command[0] == "../../.venv/bin/dbt"  # the project's own dbt, which dev.py installs
     command[0] = str(Path(sys.executable).parent / "dbt")  # the venv running these tests
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=600)
 
 
 def readme_line(needle: str) -> str:
