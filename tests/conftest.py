@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from dev import SYSTEM_PACKAGES_ENV
 from simulators.keeper_rmd import KeeperRmdSimulator
@@ -50,24 +51,29 @@ def pytest_configure(config: pytest.Config) -> None:
     `dbt_process_environment`), so the parse holds for each test's warehouse. Until it is ready
     the file is empty, which dbt takes for no saved parse: a build then parses the project
     itself. In pytest-xdist's workers the variable comes from the controller, which set it
-    before starting them."""
+    before starting them. The parse goes to the project's own target folder, under the lock
+    `assets/dbt.py` takes there, so Dagster's definitions find its manifest made."""
     if hasattr(config, "workerinput"):
         return
     folder = Path(tempfile.mkdtemp(prefix="posture-dbt-parse-"))
     saved_parse = folder / "partial_parse.msgpack"
     saved_parse.touch()  # dbt refuses a path that does not exist
     os.environ["DBT_PARTIAL_PARSE_FILE_PATH"] = str(saved_parse)
-    project, target = str(DBT_PROJECT_DIR), str(folder / "target")
+    project, target = str(DBT_PROJECT_DIR), DBT_PROJECT_DIR / "target"
     command = [str(Path(sys.executable).parent / "dbt"), "parse", "--quiet"]
     command += ["--project-dir", project, "--profiles-dir", project]
-    command += ["--target-path", target, "--log-path", target]
+    command += ["--target-path", str(target), "--log-path", str(folder)]
     environment = dbt_process_environment(WarehouseLocation(folder))
 
     def parse() -> None:
-        parsed = subprocess.run(command, cwd=folder, env=environment, check=False)
-        if parsed.returncode == 0:  # else each build parses, and fails, on its own
+        target.mkdir(exist_ok=True)
+        with FileLock(target / "manifest.lock"):
+            parsed = subprocess.run(command, cwd=folder, env=environment, check=False)
+            if parsed.returncode:  # each build parses, and fails, on its own
+                return
             # Whole or absent: a build never reads it half written.
-            (folder / "target" / saved_parse.name).replace(saved_parse)
+            shutil.copyfile(target / saved_parse.name, folder / "copied")
+        (folder / "copied").replace(saved_parse)
 
     config.stash[DBT_PARSE] = (threading.Thread(target=parse, daemon=True), folder)
     config.stash[DBT_PARSE][0].start()
