@@ -17,6 +17,7 @@ from typing import Any
 import dlt
 import duckdb
 import pyarrow as pa
+from dlt.common.data_writers.escape import escape_duckdb_literal, escape_postgres_identifier
 from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
@@ -90,8 +91,10 @@ def writer_destination(location: WarehouseLocation) -> Iterator[Destination[Any,
         return
     engine = duckdb.connect(config=LOAD_DUCKDB_CONFIG)  # in memory: it holds no data itself
     try:
-        file, name = _sql_text(str(location.working_db)), location.working_db.stem
-        engine.execute(f"ATTACH {file} AS {_sql_name(name)} (ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE})")
+        # dlt's own quoting, as for the files it attaches
+        file, name = escape_duckdb_literal(str(location.working_db)), location.working_db.stem
+        alias = escape_postgres_identifier(name)
+        engine.execute(f"ATTACH {file} AS {alias} (ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE})")
         # A statement, as dlt sets its own checkpoint threshold first; `schema` makes each
         # session dlt opens read and write the file, as a `USE` would.
         credentials = DuckDbCredentials(
@@ -100,14 +103,6 @@ def writer_destination(location: WarehouseLocation) -> Iterator[Destination[Any,
         yield dlt.destinations.duckdb(credentials)
     finally:
         engine.close()
-
-
-def _sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _sql_name(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def run_source(
