@@ -379,7 +379,7 @@ class LoopingKeeper(PagedKeeper):
         ("empty", "sent 11 empty pages in a row"),
     ],
 )
-def test_a_walk_that_would_not_end_fails_naming_the_endpoint(
+def test_pages_that_would_not_end_fail_naming_the_endpoint(
     location, keeper_token: str, mode: str, expected: str
 ):
     sim = LoopingKeeper(users=60, seed=3, tokens=(keeper_token,))

@@ -73,15 +73,15 @@ def expected_ids(sim: TrendAuditSimulator, account: str | None = None) -> list[t
     return sorted((e["accountID"], e["id"]) for e in sim.retained_events(account))
 
 
-def full_walk(sim: TrendAuditSimulator, account: str | None = None) -> int:
-    """Requests of a walk over the whole log, 25 logs a page."""
+def requests_of_a_full_read(sim: TrendAuditSimulator, account: str | None = None) -> int:
+    """Requests of a read over the whole log, 25 logs a page."""
     return max(1, math.ceil(len(sim.retained_events(account)) / 25))
 
 
 def test_first_load_takes_every_page(trend: SimulatorServer, location, trend_key: str):
     sim = trend.simulator
     requests_made = load(location, trend, trend_key)
-    assert requests_made == full_walk(sim)
+    assert requests_made == requests_of_a_full_read(sim)
     assert loaded_ids(location) == expected_ids(sim)
     # The event's day, and what every row says about its load.
     ((types, days, observed, loads),) = query(
@@ -148,7 +148,7 @@ def test_a_429_burst_slows_the_run_but_loses_nothing(
     sim = trend.simulator
     sim.faults.update(burst_429_next=3)
     requests_made = load(location, trend, trend_key)
-    assert requests_made == full_walk(sim) + 3
+    assert requests_made == requests_of_a_full_read(sim) + 3
     assert loaded_ids(location) == expected_ids(sim)
 
 
@@ -163,20 +163,20 @@ def test_the_rate_limit_is_honoured(location, trend_key: str, send_retry_after: 
     )
     with SimulatorServer(sim) as server:
         requests_made = load(location, server, trend_key)
-        assert requests_made > full_walk(sim)  # some were answered 429, and retried
+        assert requests_made > requests_of_a_full_read(sim)  # some were answered 429, and retried
         assert loaded_ids(location) == expected_ids(sim)
 
 
-def test_malformed_json_mid_walk_fails_naming_the_endpoint_and_keeps_the_warehouse(
+def test_malformed_json_mid_read_fails_naming_the_endpoint_and_keeps_the_warehouse(
     location, trend_key: str, monkeypatch
 ):
-    monkeypatch.setattr("pipelines.trend_audit.BATCH_ROWS", 100)  # rows reach dlt mid-walk
+    monkeypatch.setattr("pipelines.trend_audit.BATCH_ROWS", 100)  # rows reach dlt mid-read
     with SimulatorServer(simulator(trend_key, BreaksAt)) as server:
         sim = server.simulator
         load(location, server, trend_key)
         before = table(location)
         sim.advance(days=2)
-        sim.break_at = sim.requests_served + 20  # the 20th page of the next walk
+        sim.break_at = sim.requests_served + 20  # the 20th page of the next read
         with pytest.raises(Exception) as raised:
             load(location, server, trend_key)
         error = find_vendor_error(raised.value)
@@ -200,7 +200,7 @@ class BreaksAt(TrendAuditSimulator):
 
 class RepeatsEvents(TrendAuditSimulator):
     """Starts every page after the first with the previous page's last three logs, as an
-    offset-paged log does when events arrive during a walk."""
+    offset-paged log does when events arrive during a read."""
 
     _tail: list = []  # replaced by each response
 
@@ -214,18 +214,18 @@ class RepeatsEvents(TrendAuditSimulator):
         return Response(200, {**response.payload, "logs": repeated + logs}, response.headers)
 
 
-def test_events_a_walk_returns_twice_are_stored_once(location, trend_key: str):
+def test_events_a_read_returns_twice_are_stored_once(location, trend_key: str):
     with SimulatorServer(simulator(trend_key, RepeatsEvents)) as server:
         sim = server.simulator
         load(location, server, trend_key)
         assert loaded_ids(location) == expected_ids(sim)
         sim.advance(hours=12)
-        # Repeats across page boundaries do not hide that the walk is newest first.
+        # Repeats across page boundaries do not hide that the read is newest first.
         assert load(location, server, trend_key) <= math.ceil(200 / 25) + 3
         assert loaded_ids(location) == expected_ids(sim)
 
 
-def test_a_run_killed_mid_walk_and_run_again_leaves_every_event_once(location, trend_key: str):
+def test_a_run_killed_mid_read_and_run_again_leaves_every_event_once(location, trend_key: str):
     sim = simulator(trend_key, history_days=30)  # 12,000 events, 480 pages
     with SimulatorServer(sim) as server:
         load(location, server, trend_key)
@@ -248,36 +248,34 @@ def test_a_run_killed_mid_walk_and_run_again_leaves_every_event_once(location, t
             time.sleep(0.01)
         child.send_signal(signal.SIGKILL)
         child.wait()
-        assert 40 <= sim.requests_served - started < 80, "killed in the middle of the walk"
+        assert 40 <= sim.requests_served - started < 80, "killed in the middle of the read"
         sim.faults.update(slow_seconds=0)
         load(location, server, trend_key)
         assert loaded_ids(location) == expected_ids(sim)
 
 
-def test_a_long_walk_loads_in_parts_and_a_failed_part_keeps_the_ones_before(
-    location, trend_key: str
-):
+def test_a_long_read_loads_in_runs_and_a_failed_run_keeps_the_ones_before(location, trend_key: str):
     with SimulatorServer(simulator(trend_key, BreaksAt)) as server:
         sim = server.simulator
         before = sim.requests_served
         infos = registry.load(
             "trend", location, base_url=server.url, api_key=trend_key, max_events=500
         )
-        # About 2,800 events, 500 a part: six parts continuing one walk, each its own load.
+        # About 2,800 events, 500 a run: six runs continuing one read, each its own load.
         assert len(infos) == 6
-        assert sim.requests_served - before == full_walk(sim)
+        assert sim.requests_served - before == requests_of_a_full_read(sim)
         assert loaded_ids(location) == expected_ids(sim)
         loads = query(location, "select count(distinct _dlt_load_id) from trend_audit.audit_logs")
         assert loads == [(6,)]
-        assert load(location, server, trend_key, max_events=500) <= 3  # nothing new: one part
+        assert load(location, server, trend_key, max_events=500) <= 3  # nothing new: one run
         loaded = len(loaded_ids(location))
 
-        sim.advance(days=3)  # 1,200 new events, newest first: the next walk has three parts
-        sim.break_at = sim.requests_served + 30  # a page of the second part
+        sim.advance(days=3)  # 1,200 new events, newest first: the next read takes three runs
+        sim.break_at = sim.requests_served + 30  # a page of the second run
         with pytest.raises(Exception) as raised:
             load(location, server, trend_key, max_events=500)
         assert isinstance(find_vendor_error(raised.value), MalformedResponseError)
-        assert len(loaded_ids(location)) == loaded + 500  # the first part stays, once
+        assert len(loaded_ids(location)) == loaded + 500  # the first run stays, once
         load(location, server, trend_key, max_events=500)  # goes on from the stored cursor
         assert loaded_ids(location) == expected_ids(sim)
 
@@ -285,11 +283,11 @@ def test_a_long_walk_loads_in_parts_and_a_failed_part_keeps_the_ones_before(
 def test_a_stored_cursor_the_vendor_refuses_starts_the_read_again(location, trend_key: str, caplog):
     with SimulatorServer(simulator(trend_key, BreaksAt)) as server:
         sim = server.simulator
-        sim.break_at = sim.requests_served + 30  # a page of the second part
+        sim.break_at = sim.requests_served + 30  # a page of the second run
         with pytest.raises(Exception) as raised:
             load(location, server, trend_key, max_events=500)
         assert isinstance(find_vendor_error(raised.value), MalformedResponseError)
-        assert len(loaded_ids(location)) == 500  # the first part, and its cursor, are stored
+        assert len(loaded_ids(location)) == 500  # the first run, and its cursor, are stored
     # The same log behind a vendor that no longer knows that cursor (it belongs to another
     # key's scope there): the read starts again at the top, and nothing is lost or doubled.
     with SimulatorServer(simulator(trend_key, api_keys={trend_key: ACCOUNT})) as server:
@@ -324,7 +322,7 @@ def test_a_page_repeating_the_previous_one_under_a_new_cursor_is_asked_again(
     monkeypatch.setattr("pipelines.trend_audit.client.REPEATED_PAGE_WAIT_SECONDS", 0.01)
     sim = trend.simulator
     sim.faults.update(stale_pages_next=2)  # a stale cache answers twice, then the vendor does
-    assert load(location, trend, trend_key) == full_walk(sim) + 2
+    assert load(location, trend, trend_key) == requests_of_a_full_read(sim) + 2
     assert loaded_ids(location) == expected_ids(sim)
 
 
@@ -351,7 +349,7 @@ def test_a_cache_that_keeps_repeating_a_page_fails_the_run_naming_the_endpoint(
 def test_empty_pages_are_followed_within_a_bound(trend: SimulatorServer, location, trend_key: str):
     sim = trend.simulator
     sim.faults.update(empty_pages_next=5)
-    assert load(location, trend, trend_key) == full_walk(sim) + 5
+    assert load(location, trend, trend_key) == requests_of_a_full_read(sim) + 5
     assert loaded_ids(location) == expected_ids(sim)
     loaded = loaded_ids(location)
     sim.advance(hours=6)
@@ -490,9 +488,9 @@ def test_the_three_orders_give_the_same_table(tmp_path: Path, trend_key: str):
             tables[order] = table(location)
             second_runs[order] = load(location, server, trend_key)
             assert loaded_ids(location) == expected_ids(server.simulator)
-            full = full_walk(server.simulator)
+            full = requests_of_a_full_read(server.simulator)
     assert tables["newest"] == tables["oldest"] == tables["shuffled"]
-    # Only a walk seen to be newest first stops early; the others read every page.
+    # Only a read seen to be newest first stops early; the others read every page.
     assert second_runs["newest"] <= 3
     assert second_runs["oldest"] == second_runs["shuffled"] == full
 
@@ -509,8 +507,8 @@ def test_one_key_for_several_accounts(location, trend_key: str):
         assert load(location, server, trend_key) <= 3
 
 
-def test_events_grouped_by_account_are_walked_past_the_first_account(location, trend_key: str):
-    # One account's events after the other's, each newest first: the walk looks newest first
+def test_events_grouped_by_account_are_read_past_the_first_account(location, trend_key: str):
+    # One account's events after the other's, each newest first: the read looks newest first
     # within the first account, but the second one's new events come after its old ones.
     sim = simulator(trend_key, accounts=(ACCOUNT, OTHER_ACCOUNT), order="grouped")
     with SimulatorServer(sim) as server:
@@ -525,13 +523,13 @@ def test_a_key_per_account_into_one_pipeline(location, trend_key: str):
     sim = simulator(trend_key, accounts=(ACCOUNT, OTHER_ACCOUNT), api_keys=keys)
     with SimulatorServer(sim) as server:
         for key, account in keys.items():
-            assert load(location, server, key) == full_walk(sim, account)
+            assert load(location, server, key) == requests_of_a_full_read(sim, account)
         assert loaded_ids(location) == expected_ids(sim)
         sim.advance(days=1)
         for key in keys:
             load(location, server, key)
         assert loaded_ids(location) == expected_ids(sim)
-        # Each key's walk stops early: the high-water mark is kept per tenant.
+        # Each key's read stops early: the high-water mark is kept per tenant.
         assert all(load(location, server, key) <= 3 for key in keys)
 
 
@@ -594,7 +592,7 @@ def test_the_simulator_speaks_the_contract(trend_key: str):
     assert "message" in get_logs(sim, "wrong-key").payload
     no_version = Request("GET", "/api/logs", {}, {"authorization": f"ApiKey {trend_key}"}, b"")
     assert sim.handle(no_version).status == 400
-    # The walk ends with a page without `next`; events logged meanwhile wait for the next walk.
+    # The read ends with a page without `next`; events logged meanwhile wait for the next read.
     page, served, in_log = first, [], len(sim.retained_events())
     sim.advance(hours=3)
     while True:
