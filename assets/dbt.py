@@ -39,7 +39,7 @@ def ensure_manifest(project: DbtProject) -> Path:
 
 def build_dbt_assets(project: DbtProject, location: WarehouseLocation) -> dg.AssetsDefinition:
     """All dbt models and seeds as assets, keyed so dbt sources meet the dlt assets; the build
-    runs in a writer lock on `location`'s working file."""
+    runs holding the writer lock of `location`'s working file."""
 
     @dbt_assets(
         manifest=project.manifest_path, project=project, name="dbt_models", pool=WRITER_POOL

@@ -85,7 +85,7 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
         point_dbt_at,
     )
 
-    point_dbt_at(location)  # profile path and PATH for this process and its children
+    point_dbt_at(location)  # the profile's engine and dbt on PATH; the file is named below
     started = time.perf_counter()
     folder = str(DBT_PROJECT_DIR)
     command = [shutil.which("dbt") or "dbt", *BUILD_COMMAND, "--project-dir", folder]

@@ -121,10 +121,10 @@ def refuse_failed_build(location: WarehouseLocation, force: bool = False) -> Non
 
 
 def publish(location: WarehouseLocation, force: bool = False) -> PublishResult:
-    """Swap an up-to-date read-only file in at `location.published_db`, in a writer lock (no load
-    or build changes the working file meanwhile): the spare brought up to date in place, or a copy
-    of the published file when the spare cannot be written. Refuses when the last dbt build did
-    not pass, unless `force`."""
+    """Swap an up-to-date read-only file in at `location.published_db`, holding the writer lock
+    (no load or build changes the working file meanwhile): the spare brought up to date in place,
+    or a copy of the published file when the spare cannot be written. Refuses when the last dbt
+    build did not pass, unless `force`."""
     started = time.perf_counter()
     source = location.working_db
     if not source.exists():
@@ -264,7 +264,7 @@ def _bring_up_to_date(con: duckdb.DuckDBPyConnection, source: Path, catalog: str
         con.execute("BEGIN")
         for schema, table in published_tables.keys() - working_tables.keys():
             con.execute(f'DROP TABLE {catalog}."{schema}"."{table}"')
-        first_days = {
+        removed = {
             key: _remove_changed_rows(
                 con, working, catalog, key, columns, published_tables.get(key), lookback
             )
@@ -277,7 +277,7 @@ def _bring_up_to_date(con: duckdb.DuckDBPyConnection, source: Path, catalog: str
         con.execute("BEGIN")
         updated = {}
         for key, columns in working_tables.items():
-            how = _write_changed_rows(con, working, catalog, key, columns, first_days[key])
+            how = _write_changed_rows(con, working, catalog, key, columns, removed[key])
             if how:
                 updated[".".join(key)] = how
         con.execute("COMMIT")
@@ -306,7 +306,7 @@ def _tables(
     return tables
 
 
-# What `_remove_changed_rows` leaves `_write_changed_rows` to do besides days: nothing, or all.
+# What `_remove_changed_rows` removed, besides the rows from a day on: nothing, or the table.
 UNCHANGED, WHOLE = "unchanged", "whole"
 
 
@@ -318,10 +318,10 @@ def _remove_changed_rows(
     columns: list[tuple[str, str]],
     published_columns: list[tuple[str, str]] | None,
     lookback_days: int,
-) -> date | str:
+) -> tuple[str, date] | str:
     """Delete from one table of the copy the days observed within `lookback_days` of its newest
-    observation, or drop the table when it is to be copied whole; returns the first day deleted,
-    `UNCHANGED` or `WHOLE`."""
+    observation, or drop the table when it is to be copied whole; returns the day column and the
+    first day deleted, `UNCHANGED` or `WHOLE`."""
     name = _table_name(schema_table)
     names = {column for column, _ in columns}
     day = next((column for column in DAY_COLUMNS if column in names), None)
@@ -337,7 +337,7 @@ def _remove_changed_rows(
             if first_day is None:
                 return UNCHANGED
             con.execute(f'DELETE FROM {copy}.{name} WHERE "{day}" >= ?', [first_day])
-            return first_day
+            return day, first_day
     if published_columns is not None:
         con.execute(f"DROP TABLE {copy}.{name}")
     return WHOLE
@@ -349,10 +349,10 @@ def _write_changed_rows(
     copy: str,
     schema_table: tuple[str, str],
     columns: list[tuple[str, str]],
-    first_day: date | str,
+    removed: tuple[str, date] | str,
 ) -> str | None:
-    """Write into one table of the copy what `_remove_changed_rows` removed (`first_day` is what
-    it returned); a table whose row count then differs from the working file's (rows deleted on
+    """Write into one table of the copy what `_remove_changed_rows` `removed` (what it
+    returned); a table whose row count then differs from the working file's (rows deleted on
     days nothing new was observed) is copied whole. Returns how (None when nothing changed)."""
     name = _table_name(schema_table)
     selected = ", ".join(
@@ -361,9 +361,11 @@ def _write_changed_rows(
         else f'"{column}"'
         for column, data_type in columns
     )
-    if first_day != WHOLE:
-        if first_day != UNCHANGED:
-            day = next(column for column in DAY_COLUMNS if column in dict(columns))
+    if removed != WHOLE:
+        how = None
+        if removed != UNCHANGED:
+            day, first_day = removed
+            how = f"from {first_day}"
             con.execute(
                 f"INSERT INTO {copy}.{name} "
                 f'SELECT {selected} FROM {working}.{name} WHERE "{day}" >= ?',
@@ -373,7 +375,7 @@ def _write_changed_rows(
             f"select (select count(*) from {copy}.{name}), (select count(*) from {working}.{name})"
         ).fetchone()
         if counts[0] == counts[1]:
-            return None if first_day == UNCHANGED else f"from {first_day}"
+            return how
         con.execute(f"DROP TABLE {copy}.{name}")
     con.execute(f'CREATE SCHEMA IF NOT EXISTS {copy}."{schema_table[0]}"')
     con.execute(f"CREATE TABLE {copy}.{name} AS SELECT {selected} FROM {working}.{name}")
@@ -414,7 +416,7 @@ def _replace_views(con: duckdb.DuckDBPyConnection, working: str, copy: str) -> N
 
 def _remove_stale_staging_copies(target: Path) -> None:
     """Remove the staging copies and second names of outgoing files that killed publishes left
-    behind; called in a writer lock, so no other publish is writing one."""
+    behind; called holding the writer lock, so no other publish is writing one."""
     for stale in target.parent.glob(f".{target.name}.*.tmp*"):  # with its WAL
         stale.unlink(missing_ok=True)
 
