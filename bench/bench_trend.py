@@ -37,6 +37,7 @@ from common import (
     file_mb,
     posture_program,
     prebuilt_pages_process,
+    print_file_sizes,
     print_step_peaks,
     row,
     run_child,
@@ -191,12 +192,7 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
         f"{dlt_mb:.0f} MB peak",
     )
     print_step_peaks(dlt_out)
-    row(
-        "  its warehouse file after the load",
-        f"{disk[0]:.0f} MB",
-        "",
-        f"baseline's {disk[1]:.0f} MB",
-    )
+    print_file_sizes(*disk)
     row("aims for the load", "", ">= 0.3x baseline", "< 400 MB peak")
     row("ratio (baseline s / load s)", f"{base_s / dlt_s:.2f}x")
     row(

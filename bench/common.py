@@ -202,6 +202,16 @@ def print_step_peaks(output: str) -> None:
     row("  its peak in each step", "", ", ".join(f"{s} {mb:.0f} MB" for s, mb in peaks.items()))
 
 
+def print_file_sizes(load_mb: float, baseline_mb: float) -> None:
+    """Print, as a result line, the size of the warehouse file a load left beside the baseline's."""
+    row(
+        "  its warehouse file after the load",
+        f"{load_mb:.0f} MB",
+        "",
+        f"baseline's {baseline_mb:.0f} MB",
+    )
+
+
 def file_mb(db: Path) -> float:
     """What a DuckDB file takes on disk, with its write-ahead log, in MB."""
     wal = db.with_name(db.name + ".wal")
