@@ -23,7 +23,7 @@ from dlt.common.pipeline import LoadInfo
 from dlt.destinations.impl.duckdb.configuration import DuckDbCredentials
 
 from pipelines.registry import BACKLOG, SourceSpec
-from warehouse.engine import ducklake_settings
+from warehouse.engine import DUCKLAKE, ducklake_settings
 from warehouse.location import WarehouseLocation, current_location
 from warehouse.writer import writing
 
@@ -33,8 +33,9 @@ logger = logging.getLogger(__name__)
 # Arrow and DuckDB's native reader.
 LOADER_FILE_FORMAT = "parquet"
 # A load's only memory settings, for the peak-memory aim of `bench/bench_onepassword.py`, applied
-# by `writer_destination`: past this limit DuckDB spills to disk instead of caching most of the
-# machine's memory as it merges; one thread, as each thread fills a row group of its own.
+# to the working file's loads by `writer_destination`: past this limit DuckDB spills to disk
+# instead of caching most of the machine's memory as it merges; one thread, as each thread fills
+# a row group of its own.
 LOAD_DUCKDB_CONFIG = {"memory_limit": "64MB", "threads": 1}
 # Rows of a table being written that DuckDB keeps in memory, uncompressed, until it writes them
 # to disk (its default is 122,880): a load holds one such group of the widest table, `raw` and all.
@@ -82,27 +83,43 @@ def make_pipeline(
 
 
 @contextmanager
-def writer_destination(location: WarehouseLocation) -> Iterator[Destination[Any, Any] | None]:
-    """What `run_source` loads into while it holds the writer lock: the working file, attached to
-    a DuckDB of its own with the load's settings (a row group size is an option of ATTACH only)
-    and detached on leaving; None on DuckLake, where the pipeline's own destination serves."""
-    if ducklake_settings():
-        yield None
-        return
-    engine = duckdb.connect(config=LOAD_DUCKDB_CONFIG)  # in memory: it holds no data itself
+def writer_destination(location: WarehouseLocation) -> Iterator[Destination[Any, Any]]:
+    """What `run_source` loads into while it holds the writer lock: one DuckDB, closed on
+    leaving, whose sessions (each job's, the state's) share one attachment of the warehouse. On
+    DuckLake that reads the lake's extensions and catalog once per load, where dlt's `ducklake`
+    destination opens a DuckDB of its own, and attaches the lake again, for every session."""
+    if lake := ducklake_settings():
+        from warehouse.ducklake import LAKE, connect_lake_writer
+
+        engine, name, statements = connect_lake_writer(lake), LAKE, []
+    else:
+        engine, name = _attach_working_file(location), location.working_db.stem
+        # A statement, as dlt sets its own checkpoint threshold first.
+        statements = [CHECKPOINT_AT_EACH_COMMIT]
     try:
-        # dlt's own quoting, as for the files it attaches
-        file, name = escape_duckdb_literal(str(location.working_db)), location.working_db.stem
-        alias = escape_postgres_identifier(name)
-        engine.execute(f"ATTACH {file} AS {alias} (ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE})")
-        # A statement, as dlt sets its own checkpoint threshold first; `schema` makes each
-        # session dlt opens read and write the file, as a `USE` would.
+        # `schema` makes each session dlt opens read and write the attached warehouse, as a
+        # `USE` would; the lake keeps its name in what dlt reports (Dagster's metadata).
         credentials = DuckDbCredentials(
-            engine, statements=[CHECKPOINT_AT_EACH_COMMIT], local_config={"schema": name}
+            engine, statements=statements, local_config={"schema": name}
         )
-        yield dlt.destinations.duckdb(credentials)
+        yield dlt.destinations.duckdb(credentials, destination_name=DUCKLAKE if lake else None)
     finally:
         engine.close()
+
+
+def _attach_working_file(location: WarehouseLocation) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB (it holds no data itself) with the load's settings and the working
+    file attached with the load's row group size (an option of ATTACH only)."""
+    engine = duckdb.connect(config=LOAD_DUCKDB_CONFIG)
+    try:
+        # dlt's own quoting, as for the files it attaches
+        file = escape_duckdb_literal(str(location.working_db))
+        alias = escape_postgres_identifier(location.working_db.stem)
+        engine.execute(f"ATTACH {file} AS {alias} (ROW_GROUP_SIZE {LOAD_ROW_GROUP_SIZE})")
+    except BaseException:
+        engine.close()
+        raise
+    return engine
 
 
 def run_source(

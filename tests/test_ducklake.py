@@ -29,7 +29,7 @@ from tests.postgres_server import PostgresServer
 from warehouse.ducklake import (
     LAKE,
     attach_sql,
-    create_lake,
+    connect_lake_writer,
     install_extensions,
     lake_writer_lock,
 )
@@ -317,7 +317,7 @@ def test_a_publish_waits_for_the_writers_of_the_lake(location, lake: DuckLakeSet
         out, err = process.communicate(timeout=120)
         return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
-    create_lake(lake)
+    connect_lake_writer(lake).close()  # a new lake
     with lake_writer_lock(lake), lake_writer_lock(lake):  # two loads writing side by side
         waited = publish("1")
     assert waited.returncode != 0
@@ -359,11 +359,11 @@ def test_a_publish_waits_for_the_writers_of_the_lake(location, lake: DuckLakeSet
 ATTACH_TOGETHER = textwrap.dedent(
     """
     import sys, time
-    from warehouse.ducklake import create_lake, install_extensions
+    from warehouse.ducklake import connect_lake_writer, install_extensions
     from warehouse.engine import ducklake_settings
     install_extensions()
     time.sleep(max(0.0, float(sys.argv[1]) - time.time()))
-    create_lake(ducklake_settings())
+    connect_lake_writer(ducklake_settings()).close()
     """
 )
 

@@ -173,13 +173,8 @@ def publish_lake(lake: DuckLakeSettings, location: WarehouseLocation, force: boo
     published."""
     from .publish import refuse_failed_build
 
-    install_extensions()
-    with (
-        lake_writer_lock(lake, alone=True),
-        duckdb.connect(config={"autoinstall_known_extensions": False}) as con,
-    ):
+    with lake_writer_lock(lake, alone=True), connect_lake_writer(lake) as con:
         refuse_failed_build(location, force)
-        con.execute(attach_sql(lake))
         (version,) = con.execute(f"select id from {LAKE}.current_snapshot()").fetchone()
         con.execute(
             f"create table if not exists {PUBLISHED_SNAPSHOTS} "
@@ -195,28 +190,39 @@ _CREATE_ATTEMPTS = 5
 _CREATE_RETRY_SECONDS = 0.5
 
 
-def create_lake(lake: DuckLakeSettings) -> None:
-    """Attach the lake once, creating it when absent, so that loads started together on a new
-    lake do not race to create its catalog."""
+def connect_lake_writer(lake: DuckLakeSettings) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake attached as `LAKE` for writing (the lake created first
+    when absent) and in use. One per step that writes: each DuckDB opened checks the extensions'
+    signatures and reads the catalog again, while the sessions of one (its cursors) share them."""
     install_extensions()
-    for attempt in range(1, _CREATE_ATTEMPTS + 1):
-        with duckdb.connect(config={"autoinstall_known_extensions": False}) as con:
-            try:
-                con.execute(attach_sql(lake))
-                return
-            except duckdb.Error as error:
-                if "initialize DuckLake" not in str(error) or attempt == _CREATE_ATTEMPTS:
-                    raise
+    for _ in range(_CREATE_ATTEMPTS - 1):
+        try:
+            return _attach_for_writing(lake)
+        except duckdb.Error as error:
+            if "initialize DuckLake" not in str(error):
+                raise
         time.sleep(_CREATE_RETRY_SECONDS)
+    return _attach_for_writing(lake)
+
+
+def _attach_for_writing(lake: DuckLakeSettings) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(config={"autoinstall_known_extensions": False})
+    try:
+        con.execute(attach_sql(lake))
+        con.execute(f"USE {LAKE}")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def dlt_destination(lake: DuckLakeSettings) -> Destination[Any, Any]:
-    """dlt's `ducklake` destination on this lake (created first when absent)."""
+    """dlt's `ducklake` destination on this lake: a pipeline's own destination, which names
+    its capabilities; a load writes through `connect_lake_writer` (`pipelines.pipeline`)."""
     import dlt
     from dlt.common.configuration.specs import ConnectionStringCredentials
     from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
 
-    create_lake(lake)
     credentials = DuckLakeCredentials(
         LAKE,
         metadata_schema=METADATA_SCHEMA,
