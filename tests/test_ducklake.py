@@ -69,7 +69,10 @@ def lake(
     postgres: PostgresServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> DuckLakeSettings:
     """The DuckLake engine chosen through the environment, on a database of its own, with its
-    password where libpq reads it."""
+    password where libpq reads it. The run's shared dbt parse is for the embedded engine's
+    profile, which a lake's differs from: a lake's builds keep their own parse instead, in the
+    warehouse's dbt folder, so a second build of the lake reuses the first one's."""
+    monkeypatch.delenv("DBT_PARTIAL_PARSE_FILE_PATH", raising=False)
     monkeypatch.setenv(WAREHOUSE_ENV, DUCKLAKE)
     monkeypatch.setenv(CATALOG_ENV, postgres.create_database(f"lake_{secrets.token_hex(4)}"))
     monkeypatch.setenv(DATA_PATH_ENV, str(tmp_path / "lake-data"))
