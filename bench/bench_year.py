@@ -137,20 +137,14 @@ def connect_writer():
     or the lake on the DuckLake engine."""
     import duckdb
 
-    from warehouse.ducklake import EXTENSIONS, LAKE, attach_sql, install_extensions
+    from warehouse.ducklake import connect_lake_writer
     from warehouse.engine import ducklake_settings
     from warehouse.location import current_location
 
     lake = ducklake_settings()
     if not lake:
         return duckdb.connect(str(current_location().working_db))
-    install_extensions()
-    con = duckdb.connect()
-    for _, name in EXTENSIONS:
-        con.execute(f"LOAD {name}")
-    con.execute(attach_sql(lake))
-    con.execute(f"USE {LAKE}")
-    return con
+    return connect_lake_writer(lake)
 
 
 def grow(days: int, scale: float) -> dict[str, int]:

@@ -36,12 +36,6 @@ def _connect(location: WarehouseLocation) -> duckdb.DuckDBPyConnection:
     lake = ducklake_settings()
     if lake is None:
         return duckdb.connect(str(location.working_db))
-    from .ducklake import EXTENSIONS, LAKE, attach_sql, install_extensions
+    from .ducklake import connect_lake_writer
 
-    install_extensions()
-    con = duckdb.connect(config={"autoinstall_known_extensions": False})
-    for _, name in EXTENSIONS:
-        con.execute(f"LOAD {name}")
-    con.execute(attach_sql(lake))
-    con.execute(f"USE {LAKE}")
-    return con
+    return connect_lake_writer(lake)
