@@ -4,6 +4,7 @@ that waits for writers, and a killed load run again."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -80,13 +81,23 @@ def lake(
     return ducklake_settings()
 
 
+@functools.cache
+def _checking_engine() -> duckdb.DuckDBPyConnection:
+    """The DuckDB the tests check the lakes with, one per test process: each DuckDB opened
+    checks the lake's extensions' signatures again."""
+    install_extensions()
+    return duckdb.connect(config={"autoinstall_known_extensions": False})
+
+
 def lake_rows(lake: DuckLakeSettings, sql: str) -> list[tuple]:
     """Rows of `sql` on the lake's newest commit: what is stored, published or not."""
-    install_extensions()
-    with duckdb.connect(config={"autoinstall_known_extensions": False}) as con:
+    with _checking_engine().cursor() as con:
         con.execute(attach_sql(lake, read_only=True))
-        con.execute(f"USE {LAKE}")
-        return con.execute(sql).fetchall()
+        try:
+            con.execute(f"USE {LAKE}")
+            return con.execute(sql).fetchall()
+        finally:
+            con.execute(f"USE memory; DETACH {LAKE}")
 
 
 def posture(location, *args: str) -> subprocess.Popen:
@@ -102,9 +113,9 @@ def posture(location, *args: str) -> subprocess.Popen:
     )
 
 
-# A reader in its own process: counts events over and over until told to stop, writing when each
-# query started and ended and what it saw to its own file (stdout may carry other lines, such as
-# DuckDB's progress bar).
+# A reader in its own process: connects and counts events over and over, a few times a second,
+# until told to stop, writing when each query started and ended and what it saw to its own file
+# (stdout may carry other lines, such as DuckDB's progress bar).
 READER = textwrap.dedent(
     """
     import json, sys, time
@@ -116,6 +127,7 @@ READER = textwrap.dedent(
         with connect_reader() as con:
             counts = list(con.execute(sys.argv[2]).fetchone())
         print(json.dumps([started, time.time(), counts]), file=log, flush=True)
+        time.sleep(0.25)
     """
 )
 
