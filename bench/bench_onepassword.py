@@ -1,6 +1,7 @@
 """1Password Events benchmark: prints figures (nothing is asserted).
 
     python bench/bench_onepassword.py [--events 200000 1000000] [--repeat 2]
+        [--latency 0.3] [--latency-events 60000]
 
 For each event count, pages of 1,000 sign-in attempts, item usages and audit events are rendered
 once by the simulator, before anything is timed, and served as ready bytes by a small server in
@@ -20,6 +21,13 @@ the server does not limit either: past 600 pages in a minute it would measure th
 loader. Each figure is the fastest of `--repeat` runs (the machine may be shared); its peak
 memory is that run's. Aims for the load: at least 20,000 events/s, and a peak under 400 MB that
 stays flat from 200,000 to 1,000,000 events.
+
+Then a distant vendor: the same server answers each request `--latency` seconds after it
+arrived (requests sent together wait together), for `--latency-events` events, and the load
+keeps 1Password's real rate limits. Beside it: the hand-written fetch, one request at a time
+(one page per round trip, as a client reading the types in turn gets), the vendor's ceiling
+(600 requests a minute), and the most that reading each type's pages in cursor order allows
+(the largest type's pages, one round trip each), with the requests each path sent.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ from common import (
     row,
     run_child,
     scratch_dir,
+    step_seconds,
     with_step_peaks,
 )
 
@@ -220,19 +229,67 @@ def bench(events: int, repeat: int, env: dict[str, str]) -> None:
     )
 
 
+def bench_distant(events: int, latency: float, repeat: int, env: dict[str, str]) -> None:
+    """Print the figures against a server `latency` seconds away (the fastest of `repeat`)."""
+    work = scratch_dir("posture-bench-op-far-")
+    fetch, load = [], []
+    build = partial(EventsPages, events, TOKEN)
+    with prebuilt_pages_process(build, latency) as (url, served):
+        env = {**env, "SOURCES__ONEPASSWORD_EVENTS__BASE_URL": url}
+        for attempt in range(repeat):
+            before = served.value
+            fetch_code = FETCH_ONLY.format(token=TOKEN, url=url, endpoints=ENDPOINTS)
+            fetch.append((*run_child(fetch_code, env), served.value - before))
+            before = served.value
+            code = with_step_peaks(
+                posture_program("--data-dir", str(work / f"dlt{attempt}"), "load", "onepassword")
+            )
+            load.append((*run_child(code, env), served.value - before))
+        stored = stored_events(work / "dlt0" / "posture.duckdb")
+    (fetch_s, _, fetch_out, fetch_requests), (load_s, load_mb, load_out, load_requests) = (
+        min(runs) for runs in (fetch, load)
+    )
+    extract_s = step_seconds(load_out)["extract"]
+    fetched = int(fetch_out.split()[-1])
+    print(f"{fetched:,} events over 1,000-item pages, each request answered after {latency:g} s:")
+    row(
+        "fetch only, one request at a time",
+        f"{fetch_s:.2f} s",
+        f"{fetched / fetch_s:,.0f} ev/s",
+        f"{fetch_requests} requests",
+    )
+    row(
+        "posture load onepassword (whole process)",
+        f"{load_s:.2f} s",
+        f"{stored / load_s:,.0f} ev/s",
+        f"{load_requests} requests, {load_mb:.0f} MB peak",
+    )
+    row(
+        "  its extract steps (reading the vendor)",
+        f"{extract_s:.2f} s",
+        f"{stored / extract_s:,.0f} ev/s",
+    )
+    ceiling = 600 / 60 * PAGE_LIMIT
+    in_order = PAGE_LIMIT / latency / max(SHARES.values())
+    row("vendor's ceiling (600 requests a minute)", "", f"{ceiling:,.0f} ev/s")
+    row("each type in cursor order, side by side", "", f"{min(in_order, ceiling):,.0f} ev/s")
+
+
 def main() -> None:
     """Run the benchmark for each event count and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, nargs="+", default=[200_000, 1_000_000])
+    parser.add_argument("--events", type=int, nargs="*", default=[200_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=2, help="runs of each path; the best counts")
+    parser.add_argument("--latency", type=float, default=0.3, help="seconds a distant vendor takes")
+    parser.add_argument("--latency-events", type=int, default=60_000)
     args = parser.parse_args()
-    env = bench_env(
-        SOURCES__ONEPASSWORD_EVENTS__TOKEN=TOKEN,
-        SOURCES__ONEPASSWORD_EVENTS__RATE_LIMITS="[[1000000, 1.0]]",
-    )
+    env = bench_env(SOURCES__ONEPASSWORD_EVENTS__TOKEN=TOKEN)
+    unlimited = {**env, "SOURCES__ONEPASSWORD_EVENTS__RATE_LIMITS": "[[1000000, 1.0]]"}
     print(f"1Password Events benchmark (fresh process per run, python {sys.version.split()[0]})")
     for events in args.events:
-        bench(events, args.repeat, env)
+        bench(events, args.repeat, unlimited)
+    if args.latency_events:
+        bench_distant(args.latency_events, args.latency, args.repeat, env)
 
 
 if __name__ == "__main__":

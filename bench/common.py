@@ -97,7 +97,9 @@ class PrebuiltPages(Protocol):
         """The status and JSON body for one request."""
 
 
-def _serve_pages(build: Callable[[], PrebuiltPages], served: Any, ready: Any, port: Any) -> None:
+def _serve_pages(
+    build: Callable[[], PrebuiltPages], latency: float, served: Any, ready: Any, port: Any
+) -> None:
     pages = build()  # rendered here, before the server says it is ready
 
     class Handler(BaseHTTPRequestHandler):
@@ -109,6 +111,7 @@ def _serve_pages(build: Callable[[], PrebuiltPages], served: Any, ready: Any, po
                 served.value += 1
             length = int(self.headers.get("Content-Length") or 0)
             request_body = self.rfile.read(length)
+            time.sleep(latency)  # each request waits on its own: requests sent together overlap
             status, body = pages.answer(self.command, self.path, self.headers, request_body)
             self.send_response_only(status)
             self.send_header("Content-Type", "application/json")
@@ -129,12 +132,15 @@ def _serve_pages(build: Callable[[], PrebuiltPages], served: Any, ready: Any, po
 
 
 @contextmanager
-def prebuilt_pages_process(build: Callable[[], PrebuiltPages]) -> Iterator[tuple[str, Any]]:
+def prebuilt_pages_process(
+    build: Callable[[], PrebuiltPages], latency: float = 0.0
+) -> Iterator[tuple[str, Any]]:
     """Serve the pages `build()` renders (in a separate process, as ready bytes, so the server
-    is not what is measured); yields the base URL once they are built, and the shared count of
+    is not what is measured), each answer `latency` seconds after its request arrived (a distant
+    vendor's round trip); yields the base URL once they are built, and the shared count of
     requests served. `build` must be picklable (a class or a partial of one)."""
     served = multiprocessing.get_context("spawn").Value("l", 0)
-    with served_from_process(_serve_pages, build, served, wait=1800) as url:
+    with served_from_process(_serve_pages, build, latency, served, wait=1800) as url:
         yield url, served
 
 
@@ -163,10 +169,11 @@ def posture_program(*args: str) -> str:
 
 
 STEPS_MARK = "__steps__"
+SECONDS_MARK = "__step_seconds__"
 _STEP_PEAKS = """
 import json as _json, threading as _threading, time as _time
 import dlt as _dlt
-_step, _peaks = ["other"], {}
+_step, _peaks, _seconds = ["other"], {}, {}
 def _sample_rss():
     while True:
         with open("/proc/self/status") as status:
@@ -177,10 +184,12 @@ def _mark_step(name):
     method = getattr(_dlt.Pipeline, name)
     def run(self, *args, **kwargs):
         _step[0] = name
+        started = _time.perf_counter()
         try:
             return method(self, *args, **kwargs)
         finally:
             _step[0] = "other"
+            _seconds[name] = _seconds.get(name, 0) + _time.perf_counter() - started
     setattr(_dlt.Pipeline, name, run)
 for _name in ("extract", "normalize", "load"):
     _mark_step(_name)
@@ -191,8 +200,18 @@ _threading.Thread(target=_sample_rss, daemon=True).start()
 def with_step_peaks(code: str) -> str:
     """`code` for `run_child` that also prints the peak RSS (MB, sampled every 20 ms) of each of
     dlt's steps (extract, normalize, load; `other` for imports, setup and what lies between),
-    printed from its output by `print_step_peaks`. Linux only (it reads /proc)."""
-    return f"{_STEP_PEAKS}\n{code}\nprint({STEPS_MARK!r}, _json.dumps(_peaks))\n"
+    printed from its output by `print_step_peaks`, and the seconds spent in each step (all runs
+    together), read from its output by `step_seconds`. Linux only (it reads /proc)."""
+    return (
+        f"{_STEP_PEAKS}\n{code}\nprint({STEPS_MARK!r}, _json.dumps(_peaks))\n"
+        f"print({SECONDS_MARK!r}, _json.dumps(_seconds))\n"
+    )
+
+
+def step_seconds(output: str) -> dict[str, float]:
+    """The seconds a `with_step_peaks` child spent in each of dlt's steps."""
+    line = next(line for line in output.splitlines() if line.startswith(SECONDS_MARK))
+    return json.loads(line.removeprefix(SECONDS_MARK))
 
 
 def print_step_peaks(output: str) -> None:
