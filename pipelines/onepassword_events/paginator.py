@@ -201,7 +201,7 @@ class EventsPage:
 
 def event_pages(
     client: VendorClient, endpoint: str, stored_cursor: str | None, reset: dict[str, Any]
-) -> Iterator[EventsPage]:
+) -> Generator[EventsPage, None, None]:
     """`endpoint`'s pages from `stored_cursor` on, or from `reset` (a first body) when there is
     none or the vendor refuses it (HTTP 400: e.g. a cursor kept through a long pause)."""
     if stored_cursor:
@@ -227,7 +227,7 @@ def event_pages(
 
 def _read_pages(
     client: VendorClient, endpoint: str, first_body: dict[str, Any]
-) -> Iterator[EventsPage]:
+) -> Generator[EventsPage, None, None]:
     paginator = EventsCursorPaginator(endpoint, first_body)
     for data in client.paginate(
         endpoint,
