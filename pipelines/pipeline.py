@@ -68,10 +68,10 @@ def make_pipeline(
     # A loaded package's files are the rows the warehouse now holds: kept, every hourly load
     # would add its data to the pipelines folder again, for as long as the warehouse runs.
     dlt.config[f"{name}.load.delete_completed_jobs"] = True
-    if lake := ducklake_settings():
-        from warehouse.ducklake import dlt_destination
-
-        destination = dlt_destination(lake)
+    if ducklake_settings():
+        # Named only, as the destination a load writes through (a DuckDB with the lake
+        # attached): made here, it would attach the lake whenever a pipeline is made.
+        destination = dlt.destinations.duckdb(destination_name=DUCKLAKE)
     else:
         destination = dlt.destinations.duckdb(str(location.working_db))
     return dlt.pipeline(

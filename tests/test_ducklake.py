@@ -170,6 +170,7 @@ def test_three_sources_on_the_lake_side_by_side_with_a_reader_and_time_travel(
     for process in loads:
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, err[-2000:]
+        assert "[WARNING]" not in err  # dlt's log lines (its state's destination, say)
     loads_ended = time.time()
     assert main(["publish"]) == 0  # both runs are whole now: readers see them from here on
     published = time.time()

@@ -17,20 +17,17 @@ from __future__ import annotations
 
 import functools
 import importlib.resources
-import shlex
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import duckdb
 
 from .engine import DuckLakeSettings
 
 if TYPE_CHECKING:
-    from dlt.common.destination import Destination
-
     from .location import WarehouseLocation
 
 LAKE = "lake"  # the name the lake is attached as, everywhere
@@ -214,40 +211,6 @@ def _attach_for_writing(lake: DuckLakeSettings) -> duckdb.DuckDBPyConnection:
         con.close()
         raise
     return con
-
-
-def dlt_destination(lake: DuckLakeSettings) -> Destination[Any, Any]:
-    """dlt's `ducklake` destination on this lake: a pipeline's own destination, which names
-    its capabilities; a load writes through `connect_lake_writer` (`pipelines.pipeline`)."""
-    import dlt
-    from dlt.common.configuration.specs import ConnectionStringCredentials
-    from dlt.destinations.impl.ducklake.configuration import DuckLakeCredentials
-
-    credentials = DuckLakeCredentials(
-        LAKE,
-        metadata_schema=METADATA_SCHEMA,
-        catalog=ConnectionStringCredentials(_libpq_to_url_parts(lake.catalog)),
-        storage=lake.data_path,
-    )
-    return dlt.destinations.ducklake(credentials=credentials)
-
-
-# libpq keywords with a place of their own in a connection URL; any other goes in its query.
-_URL_PARTS = {"dbname": "database", "host": "host", "port": "port", "user": "username"}
-
-
-def _libpq_to_url_parts(catalog: str) -> dict[str, Any]:
-    """A libpq `key=value …` string as the parts of the `postgres://` URL dlt attaches with."""
-    parts: dict[str, Any] = {"drivername": "postgres", "query": {}}
-    for word in shlex.split(catalog):
-        key, sep, value = word.partition("=")
-        if not sep or not key:
-            raise ValueError("POSTURE_DUCKLAKE_CATALOG must be libpq key=value pairs")
-        if key in _URL_PARTS:
-            parts[_URL_PARTS[key]] = int(value) if key == "port" else value
-        else:
-            parts["query"][key] = value
-    return parts
 
 
 def _quote(text: str) -> str:
