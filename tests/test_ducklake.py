@@ -113,9 +113,9 @@ def posture(location, *args: str) -> subprocess.Popen:
     )
 
 
-# A reader in its own process: connects and counts events over and over, a few times a second,
-# until told to stop, writing when each query started and ended and what it saw to its own file
-# (stdout may carry other lines, such as DuckDB's progress bar).
+# A reader in its own process: connects and counts events over and over, a quarter of a second
+# apart, until told to stop, writing when each query started and ended and what it saw to its own
+# file (stdout may carry other lines, such as DuckDB's progress bar).
 READER = textwrap.dedent(
     """
     import json, sys, time
