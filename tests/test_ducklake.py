@@ -269,6 +269,18 @@ def test_as_of_on_the_embedded_engine_says_it_needs_ducklake(location, monkeypat
             {WAREHOUSE_ENV: DUCKLAKE, CATALOG_ENV: "dbname=p password=x", DATA_PATH_ENV: "lake"},
             "must not hold the password",
         ),
+        (
+            {
+                WAREHOUSE_ENV: DUCKLAKE,
+                CATALOG_ENV: "postgresql://posture:x@db/lake",
+                DATA_PATH_ENV: "lake",
+            },
+            "must not hold the password",
+        ),
+        (
+            {WAREHOUSE_ENV: DUCKLAKE, CATALOG_ENV: "lake on db", DATA_PATH_ENV: "lake"},
+            f'{CATALOG_ENV} is not a libpq connection string: missing "=" after "lake"',
+        ),
     ],
 )
 def test_a_bad_engine_setting_is_one_line_naming_it(

@@ -60,7 +60,15 @@ def ducklake_settings() -> DuckLakeSettings | None:
     ]
     if missing:
         raise ValueError(f"{WAREHOUSE_ENV}=ducklake needs {' and '.join(missing)}")
-    if "password" in catalog.lower():
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:  # libpq's own reading of the string, key=value pairs or a URL
+        keywords = conninfo_to_dict(catalog)
+    except ProgrammingError as error:
+        message = str(error).strip()
+        raise ValueError(f"{CATALOG_ENV} is not a libpq connection string: {message}") from None
+    if "password" in keywords:
         raise ValueError(
             f"{CATALOG_ENV} must not hold the password: set PGPASSWORD (or a PostgreSQL "
             "password file) for the process instead"
