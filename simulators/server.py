@@ -19,7 +19,6 @@ import select
 import socket
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -39,7 +38,7 @@ class Faults:
     retry_after_seconds: int = 1  # Retry-After sent with 429, whole seconds as HTTP defines it
     malformed_next: int = 0  # the next N successful responses have a truncated JSON body
     path_contains: str = ""  # counters above only count requests whose path contains this
-    slow_seconds: float = 0.0  # delay before every response, each its own (a distant vendor)
+    slow_seconds: float = 0.0  # delay before every response
     extra_field: bool = False  # every record gains an unknown key
     drop_optional: bool = False  # optional record fields are left out
     pretty_json: bool = False  # JSON bodies are indented: a record spans several lines
@@ -100,9 +99,6 @@ class VendorSimulator:
         self.faults = Faults()
         self.lock = threading.RLock()
         self.requests_served = 0
-        self.in_flight: Counter[str] = Counter()  # requests being answered, by path
-        self.most_paths_in_flight = 0  # the most paths with a request being answered at once
-        self.most_in_flight_on_one_path = 0
 
     # -- to implement -------------------------------------------------------------------------
     def handle(self, request: Request) -> Response:  # pragma: no cover - abstract
@@ -148,19 +144,6 @@ class _Handler(BaseHTTPRequestHandler):
             response = _control(sim, request)
             self._send(response, malformed=False, now=sim.now)
             return
-        with sim.lock:
-            sim.in_flight[request.path] += 1
-            sim.most_paths_in_flight = max(sim.most_paths_in_flight, len(sim.in_flight))
-            sim.most_in_flight_on_one_path = max(
-                sim.most_in_flight_on_one_path, sim.in_flight[request.path]
-            )
-        try:
-            self._answer(sim, request)
-        finally:
-            with sim.lock:
-                sim.in_flight -= Counter({request.path: 1})
-
-    def _answer(self, sim: VendorSimulator, request: Request) -> None:
         faults = sim.faults
         if faults.slow_seconds:
             time.sleep(faults.slow_seconds)

@@ -9,11 +9,10 @@ continues from where this one ended and gets the events that became visible late
 store is eventually consistent: polling by timestamp would miss them). A stored cursor the vendor
 refuses (HTTP 400) starts that type again from `start_time`. The state is committed only with a
 successful load; a run that dies restarts from the last good cursor. The merge on `uuid` removes
-any overlap. Each event type's pages are read in a thread of its own, a few pages ahead, all
-under one rate limiter, so the three types' round trips to the vendor overlap; the pages become
-Arrow tables in dlt's thread, as Arrow memory allocated in other threads stayed with them. A run
-loads about `max_events` (the types together) and records a backlog in its state; `posture
-load` runs again until none is left.
+any overlap. dlt takes the three event types' batches in turn, in one thread, under one rate
+limiter (fetched in threads, each thread's Arrow pages kept memory of their own). A run loads
+about `max_events` (the types together) and records a backlog in its state; `posture load` runs
+again until none is left.
 
 Each page becomes an Arrow table (`arrow_tables`), passed to dlt in batches, so dlt loads it
 without per-row normalisation. Talking to the API (requests, rate limits, the token check) is in
@@ -23,6 +22,7 @@ without per-row normalisation. Talking to the API (requests, rate limits, the to
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -32,18 +32,17 @@ import dlt
 import pyarrow as pa
 from dlt.sources import DltResource
 
-from pipelines.vendor_http import parse_utc
+from pipelines.vendor_http import VendorHTTPError, parse_utc, server_time
 
 from .arrow_tables import combine, empty_events_table, events_to_arrow
 from .client import TokenCheck, onepassword_client
-from .paginator import PagesAhead, event_pages, reset_body
+from .paginator import event_pages, reset_body
 from .settings import (
     BATCH_ROWS,
     DEFAULT_PAGE_LIMIT,
     EVENT_DISPOSITION,
     MAX_EVENTS_PER_LOAD,
     MAX_PAGE_LIMIT,
-    PAGES_AHEAD,
     PRIMARY_KEY,
     RATE_LIMITS,
     RETENTION,
@@ -118,42 +117,54 @@ def onepassword_events(
             state = dlt.current.resource_state()
             cursors = state.setdefault("cursors", {})
             reset = reset_body(page_limit, start or info.server_now - RETENTION)
-            pages = event_pages(client, endpoint, cursors.get(name), reset)
+            stored = cursors.get(name)
+            uuids_read: set[str] = set()  # the merge trusts each load to hold an event once
+            paginator, pages = event_pages(
+                client, endpoint, {"cursor": stored} if stored else reset, uuids_read
+            )
+            try:
+                head = next(pages)
+            except VendorHTTPError as exc:  # e.g. a cursor kept through a long pause
+                if not stored or exc.response is None or exc.response.status_code != 400:
+                    raise
+                logger.warning(
+                    "%s: %s refused the stored cursor (HTTP 400); reading again from %s (the "
+                    "merge keeps the events loaded before once)",
+                    VENDOR,
+                    endpoint,
+                    reset["start_time"],
+                )
+                paginator, pages = event_pages(client, endpoint, reset, uuids_read)
+                head = next(pages)
             pending: list[pa.Table] = []  # pages not passed to dlt yet
             loaded = 0  # events of this type passed to dlt
             state.pop(backlog_key, None)
-            with PagesAhead(pages, PAGES_AHEAD, name=f"{VENDOR} {table}") as ahead:
-                for page in ahead:
-                    if page.items:
-                        pending.append(
-                            events_to_arrow(
-                                table,
-                                page.items,
-                                tenant=name,
-                                observed_at=page.observed_at,
-                                endpoint=endpoint,
-                            )
-                        )
-                    rows = sum(t.num_rows for t in pending)
-                    full = budget.reached(rows)
-                    # dlt's cost per yielded table is fixed and high: pages are passed over in
-                    # batches, or before waiting for the next page (dlt meanwhile takes the
-                    # other types' pages)
-                    if pending and (
-                        rows >= BATCH_ROWS or full or not page.has_more or not ahead.ready()
-                    ):
-                        yield combine(pending)
-                        budget.spend(rows)
-                        loaded += rows
-                        pending = []
-                    if not pending:
-                        cursors[name] = page.cursor  # all passed over: continue after it
-                        if full and page.has_more:
-                            state[backlog_key] = True
-                            logger.info(
-                                "%s %s: %d events loaded, more to come", VENDOR, table, loaded
-                            )
-                            break
+            for page in itertools.chain([head], pages):  # each page: its items' JSON text
+                if page:
+                    page_events = events_to_arrow(
+                        table,
+                        page,
+                        uuids_read,
+                        tenant=name,
+                        observed_at=server_time(page.response),
+                        endpoint=endpoint,
+                    )
+                    if page_events.num_rows:
+                        pending.append(page_events)
+                rows = sum(t.num_rows for t in pending)
+                full = budget.reached(rows)
+                # dlt's cost per yielded table is fixed and high: pass pages over in batches
+                if pending and (rows >= BATCH_ROWS or full or not paginator.has_next_page):
+                    yield combine(pending)
+                    budget.spend(rows)
+                    loaded += rows
+                    pending = []
+                if not pending:
+                    cursors[name] = paginator.cursor  # all passed over: continue after it
+                    if full and paginator.has_next_page:
+                        state[backlog_key] = True
+                        logger.info("%s %s: %d events loaded, more to come", VENDOR, table, loaded)
+                        break
 
         return events
 

@@ -10,6 +10,7 @@ does not name become text columns.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -34,6 +35,18 @@ _TAKEN = {
 }
 
 
+def new_event_mask(uuids: list[Any], uuids_read: set[str]) -> list[bool] | None:
+    """Which of `uuids` are not in `uuids_read` (which then holds them all), or None when all
+    are new: an event delivered twice in one run is loaded once. Nulls count as new (to be
+    rejected later)."""
+    keep = []
+    for uuid in uuids:
+        keep.append(uuid is None or uuid not in uuids_read)
+        if uuid is not None:
+            uuids_read.add(uuid)
+    return None if all(keep) else keep
+
+
 def arrow_schema(table: str, extra: Sequence[pa.Field] = ()) -> pa.Schema:
     """The Arrow schema of `table`'s contract and added columns, then `extra`."""
     columns = [(column, kind) for column, _, kind in FIELDS[table]] + list(ADDED_FIELDS)
@@ -47,18 +60,25 @@ def arrow_schema(table: str, extra: Sequence[pa.Field] = ()) -> pa.Schema:
 def events_to_arrow(
     table: str,
     items: list[msgspec.Raw],
+    uuids_read: set[str],
     *,
     tenant: str,
     observed_at: datetime,
     endpoint: str,
 ) -> pa.Table:
-    """One page's items (their JSON text) as a typed Arrow table: the documented fields
-    flattened into columns, unknown top-level keys as text columns (`unknown_columns`), the
-    item's text as `raw`."""
+    """One page's items (their JSON text) as a typed Arrow table of the events whose `uuid` is
+    not in `uuids_read` (which then holds them): the documented fields flattened into columns,
+    unknown top-level keys as text columns (`unknown_columns`), the item's text as `raw`."""
     raws = [bytes(item) for item in items]
     objects = [msgspec.json.decode(raw) for raw in raws]  # each an object: the paginator checked
     arrays = _documented_columns(table, objects)
     names = [column for column, _, _ in FIELDS[table]]
+    keep = new_event_mask(arrays[names.index("uuid")].to_pylist(), uuids_read)
+    if keep is not None:
+        mask = pa.array(keep)
+        arrays = [array.filter(mask) for array in arrays]
+        raws = list(itertools.compress(raws, keep))
+        objects = list(itertools.compress(objects, keep))
     for name in ("uuid", "timestamp"):  # required: the merge key and the day an event counts for
         missing = arrays[names.index(name)].null_count
         if missing:

@@ -8,50 +8,30 @@ two ways a vendor (or a cache in front of it) can lose or stall the pagination: 
 of events this run has already read is asked for again a few times, then the run fails (taking
 it would skip the page its cursor stands for); a long run of empty pages that each say
 `has_more` fails the run instead of being followed forever. A page's items are kept as the JSON
-text the vendor sent (`msgspec.Raw`): the body is scanned, not turned into Python objects. An
-event read twice in one run is passed on once (the merge trusts each load to hold an event
-once). A stored cursor the vendor refuses (HTTP 400) starts the pagination again from its reset
-body.
-
-`PagesAhead` reads an endpoint's pages in a thread of its own, a few pages ahead of the caller:
-a round trip to a distant vendor takes longer than turning a page into a table, and one such
-thread per event type lets the types' round trips overlap, as cursor order allows only one
-request at a time per type.
+text the vendor sent (`msgspec.Raw`): the body is scanned, not turned into Python objects.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import time
-from collections import deque
-from collections.abc import Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 import msgspec
+from dlt.sources.helpers.rest_client.client import PageData
 from dlt.sources.helpers.rest_client.paginators import JSONResponseCursorPaginator
 from requests import Request, Response
 
-from pipelines.arrow import json_text
-from pipelines.vendor_http import (
-    MalformedResponseError,
-    VendorClient,
-    VendorError,
-    VendorHTTPError,
-    require,
-    server_time,
-)
+from pipelines.vendor_http import MalformedResponseError, VendorClient, VendorError, require
 
 from .settings import MAX_EMPTY_PAGES, REPEATED_PAGE_WAITS, VENDOR
 
 logger = logging.getLogger(__name__)
 
 
-class EventsResponse(msgspec.Struct):
+class EventsPage(msgspec.Struct):
     """An events response as `decode_events_page` reads it: other keys are skipped."""
 
     cursor: Any = msgspec.UNSET
@@ -65,7 +45,7 @@ class EventId(msgspec.Struct):
     uuid: Any = None
 
 
-_PAGE_DECODER = msgspec.json.Decoder(EventsResponse)
+_PAGE_DECODER = msgspec.json.Decoder(EventsPage)
 _IDS_DECODER = msgspec.json.Decoder(msgspec.defstruct("EventIds", [("items", list[EventId])]))
 
 
@@ -83,15 +63,14 @@ def decode_events_page(content: bytes) -> dict[str, Any]:
 
 class EventsCursorPaginator(JSONResponseCursorPaginator):
     """The pages of one events endpoint (see the module). `cursor` is always the position to
-    continue from in the next run; `new_items` says which of the last page's items this run had
-    not read before (`uuids_read` then holds them all)."""
+    continue from in the next run; `uuids_read` holds the uuids this run has read from the
+    endpoint (the caller adds each page's)."""
 
-    def __init__(self, endpoint: str, first_body: dict[str, Any]) -> None:
+    def __init__(self, endpoint: str, first_body: dict[str, Any], uuids_read: set[str]) -> None:
         super().__init__(cursor_path="cursor", cursor_body_path="cursor", has_more_path="has_more")
         self.endpoint = endpoint
         self.first_body = first_body
-        self.uuids_read: set[str] = set()
-        self.new_items: list[bool] = []
+        self.uuids_read = uuids_read
         self._next_reference = first_body.get("cursor")
         self.empty_pages = 0  # in a row, each with has_more
         self.repeated_pages = 0  # in a row, each of events already read
@@ -108,14 +87,9 @@ class EventsCursorPaginator(JSONResponseCursorPaginator):
         body = response.json()
         require(body, "cursor", str, VENDOR, self.endpoint)
         previous = self.cursor
-        uuids = self._uuids(response) if data else []
-        if uuids and all(uuid in self.uuids_read for uuid in uuids):
-            self._wait_before_asking_again()
-            self.new_items = [False] * len(uuids)
+        if self._only_events_already_read(response, data):
             self._next_reference = previous  # ask for the same page again
             return
-        self.repeated_pages = 0
-        self.new_items = self._take_new(uuids)
         super().update_state(response, data)
         if data:
             self.empty_pages = 0
@@ -135,29 +109,20 @@ class EventsCursorPaginator(JSONResponseCursorPaginator):
                     "next run continues from the last cursor that brought events)"
                 )
 
-    def _uuids(self, response: Response) -> list[str | None]:
-        """The page's items' uuids, as their column holds them."""
+    def _only_events_already_read(self, response: Response, data: list[Any] | None) -> bool:
+        """Whether the page holds only events this run has read (waits before it is asked for
+        again); raises a `VendorError` once the retries are used up."""
+        if not data:
+            return False
         try:
             ids = _IDS_DECODER.decode(response.content).items
         except msgspec.ValidationError:
             raise MalformedResponseError(
                 f"{VENDOR}: {self.endpoint} 'items' is not a list of objects"
             ) from None
-        return [json_text(item.uuid) for item in ids]
-
-    def _take_new(self, uuids: list[str | None]) -> list[bool]:
-        """Which of `uuids` are not in `uuids_read`, which then holds them all (no uuid counts as
-        new, for the conversion to reject)."""
-        new = []
-        for uuid in uuids:
-            new.append(uuid is None or uuid not in self.uuids_read)
-            if uuid is not None:
-                self.uuids_read.add(uuid)
-        return new
-
-    def _wait_before_asking_again(self) -> None:
-        """Wait before a page of only events this run has read is asked for again; raises a
-        `VendorError` once the retries are used up."""
+        if not all(item.uuid in self.uuids_read for item in ids):
+            self.repeated_pages = 0
+            return False
         if self.repeated_pages >= len(REPEATED_PAGE_WAITS):
             raise VendorError(
                 f"{VENDOR}: {self.endpoint} served a page of only events this run had already "
@@ -174,6 +139,7 @@ class EventsCursorPaginator(JSONResponseCursorPaginator):
             wait,
         )
         time.sleep(wait)
+        return True
 
     def update_request(self, request: Request) -> None:
         request.json = {}  # a continuing body holds the cursor only
@@ -189,99 +155,20 @@ class EventsCursorPaginator(JSONResponseCursorPaginator):
         )
 
 
-@dataclass(frozen=True)
-class EventsPage:
-    """One page of an events endpoint, as read."""
-
-    items: list[msgspec.Raw]  # the JSON text of each event this run had not read before
-    observed_at: datetime  # the vendor's clock when it served the page
-    cursor: str | None  # where the next run continues once this page is loaded
-    has_more: bool
-
-
 def event_pages(
-    client: VendorClient, endpoint: str, stored_cursor: str | None, reset: dict[str, Any]
-) -> Generator[EventsPage, None, None]:
-    """`endpoint`'s pages from `stored_cursor` on, or from `reset` (a first body) when there is
-    none or the vendor refuses it (HTTP 400: e.g. a cursor kept through a long pause)."""
-    if stored_cursor:
-        pages = _read_pages(client, endpoint, {"cursor": stored_cursor})
-        try:
-            head = next(pages)
-        except VendorHTTPError as exc:
-            if exc.response is None or exc.response.status_code != 400:
-                raise
-            logger.warning(
-                "%s: %s refused the stored cursor (HTTP 400); reading again from %s (the "
-                "merge keeps the events loaded before once)",
-                VENDOR,
-                endpoint,
-                reset["start_time"],
-            )
-        else:
-            yield head
-            yield from pages
-            return
-    yield from _read_pages(client, endpoint, reset)
-
-
-def _read_pages(
-    client: VendorClient, endpoint: str, first_body: dict[str, Any]
-) -> Generator[EventsPage, None, None]:
-    paginator = EventsCursorPaginator(endpoint, first_body)
-    for data in client.paginate(
+    client: VendorClient, endpoint: str, first_body: dict[str, Any], uuids_read: set[str]
+) -> tuple[EventsCursorPaginator, Iterator[PageData[Any]]]:
+    """The paginator of `endpoint`'s pages from `first_body` on, and those pages: each
+    the page's items as JSON text (`page.response.json()` is `decode_events_page`'s)."""
+    paginator = EventsCursorPaginator(endpoint, first_body, uuids_read)
+    pages = client.paginate(
         endpoint,
         method="POST",
         paginator=paginator,
         data_selector="items",
         decode=decode_events_page,
-    ):
-        yield EventsPage(
-            items=list(itertools.compress(data, paginator.new_items)),
-            observed_at=server_time(data.response),
-            cursor=paginator.cursor,
-            has_more=paginator.has_next_page,
-        )
-
-
-class PagesAhead:
-    """`pages` read in a thread of their own, in their order, up to `depth` ahead of the caller
-    (see the module). Iterate it inside `with`, which stops the thread once its request in
-    flight is answered."""
-
-    def __init__(self, pages: Generator[EventsPage, None, None], depth: int, name: str) -> None:
-        self._pages = pages
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix=name)
-        self._ahead = deque(self._read_next() for _ in range(depth))
-
-    def _read_next(self) -> Future[EventsPage | None]:
-        return self._reader.submit(next, self._pages, None)
-
-    def ready(self) -> bool:
-        """Whether the next page has arrived (taking it will not wait)."""
-        return self._ahead[0].done()
-
-    def __iter__(self) -> Iterator[EventsPage]:
-        return self
-
-    def __next__(self) -> EventsPage:
-        page = self._ahead.popleft().result()  # raises what reading it raised
-        if page is None:
-            raise StopIteration
-        self._ahead.append(self._read_next())
-        return page
-
-    def __enter__(self) -> PagesAhead:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._reader.shutdown(cancel_futures=True)
-        self._pages.close()
+    )
+    return paginator, pages
 
 
 def reset_body(limit: int, start: datetime) -> dict[str, Any]:

@@ -24,9 +24,6 @@ RETENTION = timedelta(days=120)  # the vendor keeps events this long: the defaul
 DEFAULT_PAGE_LIMIT = 1000
 MAX_PAGE_LIMIT = 1000
 BATCH_ROWS = 10_000  # pages are passed to dlt as Arrow tables of about this many rows
-# Pages of each event type read ahead of the one being turned into a table: one in flight and
-# one waiting keep a type's requests back to back; more would only hold memory.
-PAGES_AHEAD = 2
 # Events one run loads at most, the three types together: a backfill takes several runs, each
 # committed on its own. Peak memory grows with it (the run's uuids are held to load each event
 # once), and so does speed (each run pays dlt's fixed costs once).
