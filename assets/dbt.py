@@ -9,7 +9,7 @@ from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 from filelock import FileLock
 
 from assets.schedules import WRITER_POOL
-from warehouse.dbt_project import BUILD_COMMAND, DBT_PROJECT_DIR, building
+from warehouse.dbt_project import BUILD_COMMAND, DBT_PROJECT_DIR
 from warehouse.location import WarehouseLocation
 
 
@@ -39,14 +39,14 @@ def ensure_manifest(project: DbtProject) -> Path:
 
 def build_dbt_assets(project: DbtProject, location: WarehouseLocation) -> dg.AssetsDefinition:
     """All dbt models and seeds as assets, keyed so dbt sources meet the dlt assets; the build
-    runs holding the writer lock of `location`'s working file."""
+    writes its artifacts to `location`'s dbt folder (the dbt resource's `posture-dbt` holds the
+    writer lock around it)."""
 
     @dbt_assets(
         manifest=project.manifest_path, project=project, name="dbt_models", pool=WRITER_POOL
     )
     def dbt_models(context: dg.AssetExecutionContext, dbt: DbtCliResource) -> Iterator[Any]:
-        with building(location):
-            build = dbt.cli(list(BUILD_COMMAND), context=context, target_path=location.dbt_dir)
-            yield from build.stream()
+        build = dbt.cli(list(BUILD_COMMAND), context=context, target_path=location.dbt_dir)
+        yield from build.stream()
 
     return dbt_models

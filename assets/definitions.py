@@ -4,6 +4,9 @@ Nothing here reads a secret or runs dbt at import: `defs` is built when Dagster 
 location, and each source is built from config only when its run starts.
 """
 
+import sys
+from pathlib import Path
+
 import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_dlt import DagsterDltResource
@@ -16,6 +19,9 @@ from pipelines.registry import enabled_sources
 from pipelines.tenants import tenants_to_load
 from warehouse.dbt_project import point_dbt_at
 from warehouse.location import WarehouseLocation, current_location
+
+# `posture-dbt`, installed beside this Python with the project.
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "posture-dbt")
 
 
 def build_definitions(location: WarehouseLocation) -> dg.Definitions:
@@ -34,7 +40,12 @@ def build_definitions(location: WarehouseLocation) -> dg.Definitions:
         assets=[*dlt_assets, dbt_models, build_publish_asset(location, dbt_models)],
         jobs=jobs,
         schedules=schedules,
-        resources={"dlt": DagsterDltResource(), "dbt": DbtCliResource(project_dir=project)},
+        resources={
+            "dlt": DagsterDltResource(),
+            # Builds run as `posture transform` runs them, in a process of their own
+            # (`cli/dbt_executable.py`).
+            "dbt": DbtCliResource(project_dir=project, dbt_executable=DBT_EXECUTABLE),
+        },
         # One step at a time: DuckDB has one writer, and on two cores the in-process executor
         # is also the fastest.
         executor=dg.in_process_executor,

@@ -71,48 +71,41 @@ def transform(location: WarehouseLocation, quiet: bool = False, full_refresh: bo
     """`dbt build` on the working file (models, seeds, tests); raises naming what failed.
     Incremental models read only new loads unless `full_refresh` rebuilds them from all history.
 
-    The same project and command the Dagster asset runs, as a plain dbt process: its own log
-    lines are the progress, and nothing of dbt stays open in this process afterwards."""
+    The same project, command and run (`run_build`) as Dagster's dbt step, as a plain dbt
+    process: its own log lines are the progress, and nothing of dbt stays open in this process
+    afterwards."""
     import json
-    import shutil
-    import subprocess
 
     from warehouse.dbt_project import (
         BUILD_COMMAND,
         DBT_PROJECT_DIR,
-        building,
-        dbt_process_environment,
+        DbtBuildFailed,
         point_dbt_at,
+        run_build,
     )
 
-    point_dbt_at(location)  # the profile's engine and dbt on PATH; the file is named below
+    point_dbt_at(location)  # the profile's engine; `run_build` names the file
     started = time.perf_counter()
     folder = str(DBT_PROJECT_DIR)
-    command = [shutil.which("dbt") or "dbt", *BUILD_COMMAND, "--project-dir", folder]
-    command += ["--profiles-dir", folder, *(["--quiet"] if quiet else [])]
+    arguments = [*BUILD_COMMAND, "--project-dir", folder, "--profiles-dir", folder]
+    arguments += ["--quiet"] if quiet else []
     dbt_dir = str(location.dbt_dir.absolute())  # dbt runs in the warehouse's folder
-    command += ["--target-path", dbt_dir, "--log-path", dbt_dir]
-    command += ["--full-refresh"] if full_refresh else []
-    with building(location, full_refresh) as lock:
-        # dbt inherits the writer lock: if this process is killed, its dbt still keeps other
-        # writers waiting until it has finished writing.
-        returncode = subprocess.run(
-            command,
-            check=False,
-            pass_fds=(lock,),
-            cwd=location.data_dir,
-            env=dbt_process_environment(location),
-        ).returncode
-        if returncode:
-            results = location.dbt_dir / "run_results.json"
-            failed = []
-            if results.exists():
-                nodes = json.loads(results.read_text()).get("results", [])
-                failed = [n["unique_id"] for n in nodes if n.get("status") in ("error", "fail")]
-            failed_text = ", ".join(failed) or "see the dbt output above"
-            raise RuntimeError(f"dbt build failed: {failed_text}")
-    if not quiet:
-        print(f"dbt build passed in {time.perf_counter() - started:.1f} s")
+    arguments += ["--target-path", dbt_dir, "--log-path", dbt_dir]
+    arguments += ["--full-refresh"] if full_refresh else []
+    try:
+        run_build(location, arguments)
+    except DbtBuildFailed:
+        results = location.dbt_dir / "run_results.json"
+        failed = []
+        if results.exists():
+            nodes = json.loads(results.read_text()).get("results", [])
+            failed = [n["unique_id"] for n in nodes if n.get("status") in ("error", "fail")]
+    else:
+        if not quiet:
+            print(f"dbt build passed in {time.perf_counter() - started:.1f} s")
+        return
+    # Raised out of the handler, so the error's one line names what failed, not dbt's exit code.
+    raise RuntimeError(f"dbt build failed: {', '.join(failed) or 'see the dbt output above'}")
 
 
 def publish_step(location: WarehouseLocation, quiet: bool = False, force: bool = False) -> None:

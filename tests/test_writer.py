@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from pipelines.registry import load
 from simulators.server import SimulatorServer
 from tests.conftest import query
 from warehouse.location import DATA_DIR_ENV
+from warehouse.publish import BUILD_PASSED, BUILD_RUNNING, last_build
 from warehouse.writer import WRITER_WAIT_ENV, writer_lock
 
 LOADS = "select count(*) from keeper_rmd._dlt_loads"
@@ -124,5 +126,63 @@ def test_a_killed_transform_keeps_writers_out_until_its_dbt_has_ended(
         assert not any(running(pid) for pid in children)  # dbt ended before the load wrote
         assert query(location, LOADS) == [(2,)]
     finally:
+        for pid in filter(running, children):
+            os.kill(pid, signal.SIGKILL)
+
+
+# Dagster's dbt step alone, run as Dagster runs it (in the process that executes the job), in a
+# process the test can kill.
+DAGSTER_DBT_STEP = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import dagster as dg
+    from assets.definitions import build_definitions
+    from warehouse.location import WarehouseLocation
+    defs = build_definitions(WarehouseLocation(Path(sys.argv[1])))
+    dbt_models = next(a for a in defs.assets if getattr(a, "node_def", None)
+                      and a.node_def.name == "dbt_models")
+    defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), asset_selection=list(dbt_models.keys)
+    )
+    """
+)
+
+
+def test_a_killed_dagster_dbt_step_keeps_writers_out_until_its_dbt_has_ended(
+    keeper_env: SimulatorServer, location
+):
+    load("keeper", location)
+    step = subprocess.Popen(
+        [sys.executable, "-c", DAGSTER_DBT_STEP, str(location.data_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    children: list[int] = []
+    try:
+        deadline = time.monotonic() + 300
+        while last_build(location) != BUILD_RUNNING:  # the build holds the writer lock
+            assert step.poll() is None and time.monotonic() < deadline, step.stderr.read()
+            time.sleep(0.1)
+        children = [
+            int(pid)
+            for pid in Path(f"/proc/{step.pid}/task/{step.pid}/children").read_text().split()
+        ]
+        assert children  # posture-dbt
+        step.kill()
+        step.wait()
+        keeper_env.simulator.advance(days=1)
+        cli = posture("load", "keeper", location=location)
+        # The load waits for the build the killed step started instead of failing at once.
+        waiting = next((line for line in cli.stderr if "waiting" in line), "")
+        assert "waiting up to 900 s" in waiting
+        _, err = cli.communicate(timeout=600)
+        assert cli.returncode == 0, err
+        assert not any(running(pid) for pid in children)  # the build ended before the load wrote
+        assert last_build(location) == BUILD_PASSED  # and recorded its outcome
+        assert query(location, LOADS) == [(2,)]
+    finally:
+        step.kill()
         for pid in filter(running, children):
             os.kill(pid, signal.SIGKILL)

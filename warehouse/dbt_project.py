@@ -1,11 +1,13 @@
-"""Where the dbt project lives and how dbt is aimed at a warehouse, for the CLI's plain `dbt`
-process and for Dagster's alike. Cheap to import: `posture transform` runs dbt without Dagster."""
+"""Where the dbt project lives, how dbt is aimed at a warehouse, and how a build runs, for the
+CLI's `posture transform` and for Dagster's dbt step alike. Cheap to import: `posture transform`
+runs dbt without Dagster."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,6 +16,7 @@ from .location import WarehouseLocation
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parent.parent / "dbt_models"
 DUCKDB_PATH_ENV = "POSTURE_DUCKDB_PATH"  # read by dbt_models/profiles.yml
+DBT = str(Path(sys.executable).parent / "dbt")  # the dbt installed beside this Python
 # What `posture transform` and the Dagster asset run: models, seeds and data tests. Unit tests
 # check the models' SQL on fixed inputs, not the data, so as dbt advises they run where the code
 # changes (the test suite: `dbt test --select test_type:unit`), not in every build.
@@ -54,3 +57,30 @@ def building(location: WarehouseLocation, full_refresh: bool = False) -> Iterato
     with writer_lock(location) as lock, lake_writing(), recording_build(location, full_refresh):
         write_tenant_map(location, tenants)
         yield lock
+
+
+class DbtBuildFailed(RuntimeError):
+    """dbt ended with a non-zero exit code: a model, seed or data test failed, or dbt could not
+    run (its own output says which)."""
+
+    def __init__(self, returncode: int) -> None:
+        super().__init__(f"dbt exited with code {returncode}")
+        self.returncode = returncode
+
+
+def run_build(location: WarehouseLocation, arguments: Sequence[str]) -> None:
+    """`dbt ARGUMENTS` (a build) as a process run in `location`'s folder, holding what every
+    build holds (`building`); raises `DbtBuildFailed` when dbt fails. dbt inherits the writer
+    lock: if the process that started the build is killed, dbt still keeps other writers waiting
+    until it has finished writing. `posture transform` runs it in its own process; Dagster's dbt
+    step through `posture-dbt` (`cli/dbt_executable.py`), a process its step cannot take down."""
+    with building(location, "--full-refresh" in arguments) as lock:
+        returncode = subprocess.run(
+            [DBT, *arguments],
+            check=False,
+            pass_fds=(lock,),
+            cwd=location.data_dir,
+            env=dbt_process_environment(location),
+        ).returncode
+        if returncode:
+            raise DbtBuildFailed(returncode)
