@@ -85,6 +85,26 @@ def running(pid: int) -> bool:
         return False
 
 
+def kill_mid_build_and_start_a_load(
+    started_by: subprocess.Popen, children: list[int], keeper: SimulatorServer, location
+) -> subprocess.Popen:
+    """Kill the process that started a build, leaving its child (the build) running, recorded in
+    `children` for clean-up; then start the next day's Keeper load, and check that it waits for
+    the writer lock instead of failing at once. Returns the load, still running."""
+    pid = started_by.pid
+    children += [
+        int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    ]
+    assert children  # the build
+    started_by.kill()
+    started_by.wait()
+    keeper.simulator.advance(days=1)
+    cli = posture("load", "keeper", location=location)
+    waiting = next((line for line in cli.stderr if "waiting" in line), "")
+    assert "waiting up to 900 s" in waiting
+    return cli
+
+
 def test_a_killed_transform_keeps_writers_out_until_its_dbt_has_ended(
     keeper_env: SimulatorServer, location, tmp_path
 ):
@@ -103,20 +123,7 @@ def test_a_killed_transform_keeps_writers_out_until_its_dbt_has_ended(
         while " START " not in log.read_text():  # dbt is building
             assert transform.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.1)
-        children = [
-            int(pid)
-            for pid in Path(f"/proc/{transform.pid}/task/{transform.pid}/children")
-            .read_text()
-            .split()
-        ]
-        assert children  # the dbt process
-        transform.kill()
-        transform.wait()
-        keeper_env.simulator.advance(days=1)
-        cli = posture("load", "keeper", location=location)
-        # The load waits for the orphaned dbt instead of failing at once.
-        waiting = next((line for line in cli.stderr if "waiting" in line), "")
-        assert "waiting up to 900 s" in waiting
+        cli = kill_mid_build_and_start_a_load(transform, children, keeper_env, location)
         assert cli.poll() is None
         # dbt ended here rather than at the end of its build: the load then goes on.
         for pid in filter(running, children):
@@ -165,18 +172,7 @@ def test_a_killed_dagster_dbt_step_keeps_writers_out_until_its_dbt_has_ended(
         while last_build(location) != BUILD_RUNNING:  # the build holds the writer lock
             assert step.poll() is None and time.monotonic() < deadline, step.stderr.read()
             time.sleep(0.1)
-        children = [
-            int(pid)
-            for pid in Path(f"/proc/{step.pid}/task/{step.pid}/children").read_text().split()
-        ]
-        assert children  # posture-dbt
-        step.kill()
-        step.wait()
-        keeper_env.simulator.advance(days=1)
-        cli = posture("load", "keeper", location=location)
-        # The load waits for the build the killed step started instead of failing at once.
-        waiting = next((line for line in cli.stderr if "waiting" in line), "")
-        assert "waiting up to 900 s" in waiting
+        cli = kill_mid_build_and_start_a_load(step, children, keeper_env, location)
         _, err = cli.communicate(timeout=600)
         assert cli.returncode == 0, err
         assert not any(running(pid) for pid in children)  # the build ended before the load wrote
