@@ -132,24 +132,11 @@ def replacements(con, table: str, values: dict[str, str]) -> str:
     return ", ".join(f'{sql} as "{name}"' for name, sql in values.items() if name in columns)
 
 
-def connect_writer():
-    """A DuckDB connection that writes the warehouse the environment names: the working file,
-    or the lake on the DuckLake engine."""
-    import duckdb
-
-    from warehouse.ducklake import connect_lake_writer
-    from warehouse.engine import ducklake_settings
-    from warehouse.location import current_location
-
-    lake = ducklake_settings()
-    if not lake:
-        return duckdb.connect(str(current_location().working_db))
-    return connect_lake_writer(lake)
-
-
 def grow(days: int, scale: float) -> dict[str, int]:
     """Copy each raw table's rows back over `days` days (one hourly load at a time) until it
     holds that period's share of a year; returns rows per table."""
+    from warehouse.engine import connect_writer  # the warehouse the environment names
+
     counts = {}
     with connect_writer() as con:
         con.execute("set preserve_insertion_order = false")

@@ -101,6 +101,19 @@ def dbt_environment() -> dict[str, str]:
     }
 
 
+def connect_writer(location: WarehouseLocation | None = None) -> duckdb.DuckDBPyConnection:
+    """A connection that writes the warehouse outside a load or a dbt build (call it in the
+    writer's turn): the working file on the embedded engine, on DuckLake the lake."""
+    lake = ducklake_settings()
+    if lake is None:
+        import duckdb
+
+        return duckdb.connect(str((location or current_location()).working_db))
+    from .ducklake import connect_lake_writer
+
+    return connect_lake_writer(lake)
+
+
 def connect_reader(
     location: WarehouseLocation | None = None, as_of: datetime | None = None
 ) -> duckdb.DuckDBPyConnection:

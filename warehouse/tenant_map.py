@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .engine import ducklake_settings
+from .engine import connect_writer
 from .location import WarehouseLocation
 
 if TYPE_CHECKING:
-    import duckdb
-
     from pipelines.tenants import Tenant
 
 
@@ -20,7 +18,7 @@ def write_tenant_map(location: WarehouseLocation, tenants: list[Tenant] | None) 
     (no rows without a configuration file), in the working file (call it in the file's writer
     turn) or, on the DuckLake engine, in the lake that dbt builds."""
     rows = [(t.organisation, t.source, t.name) for t in tenants or []]
-    with _connect(location) as con:
+    with connect_writer(location) as con:
         con.execute("create schema if not exists config")
         con.execute(
             "create or replace table config.tenants "
@@ -28,14 +26,3 @@ def write_tenant_map(location: WarehouseLocation, tenants: list[Tenant] | None) 
         )
         if rows:
             con.executemany("insert into config.tenants values (?, ?, ?)", rows)
-
-
-def _connect(location: WarehouseLocation) -> duckdb.DuckDBPyConnection:
-    import duckdb
-
-    lake = ducklake_settings()
-    if lake is None:
-        return duckdb.connect(str(location.working_db))
-    from .ducklake import connect_lake_writer
-
-    return connect_lake_writer(lake)
