@@ -23,7 +23,7 @@ from simulators.keeper_rmd import KeeperRmdSimulator
 from simulators.onepassword_events import FEATURES, OnePasswordEventsSimulator
 from simulators.server import SimulatorServer
 from simulators.trend_audit import TrendAuditSimulator
-from warehouse.dbt_project import DBT_PROJECT_DIR, dbt_process_environment
+from warehouse.dbt_project import DBT, DBT_PROJECT_DIR, dbt_process_environment
 from warehouse.location import WarehouseLocation
 
 os.environ.update(
@@ -60,7 +60,7 @@ def pytest_configure(config: pytest.Config) -> None:
     saved_parse.touch()  # dbt refuses a path that does not exist
     os.environ["DBT_PARTIAL_PARSE_FILE_PATH"] = str(saved_parse)
     project, target = str(DBT_PROJECT_DIR), DBT_PROJECT_DIR / "target"
-    command = [str(Path(sys.executable).parent / "dbt"), "parse", "--quiet"]
+    command = [DBT, "parse", "--quiet"]
     command += ["--project-dir", project, "--profiles-dir", project]
     command += ["--target-path", str(target), "--log-path", str(folder)]
     environment = dbt_process_environment(WarehouseLocation(folder))

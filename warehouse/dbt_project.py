@@ -28,7 +28,7 @@ def point_dbt_at(location: WarehouseLocation) -> None:
     os.environ[DUCKDB_PATH_ENV] = str(location.working_db)
     os.environ.update(dbt_environment())  # the engine's output of the profile
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
-    bin_dir = str(Path(sys.executable).parent)  # dagster-dbt runs `dbt` from PATH
+    bin_dir = str(Path(DBT).parent)  # dagster-dbt parses the project with `dbt` from PATH
     if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
 
