@@ -22,7 +22,13 @@ def main() -> None:
     from cli.errors import describe
     from warehouse.location import WarehouseLocation
 
-    # The warehouse whose working file dbt's profile names (`point_dbt_at`).
+    # The warehouse whose working file dbt's profile names (`point_dbt_at`, which Dagster's
+    # definitions call).
+    if not os.environ.get(DUCKDB_PATH_ENV):
+        sys.exit(
+            f"posture-dbt: error: {DUCKDB_PATH_ENV} is not set: run builds with Dagster or "
+            "`posture transform`"
+        )
     location = WarehouseLocation(Path(os.environ[DUCKDB_PATH_ENV]).parent)
     try:
         run_build(location, arguments)
